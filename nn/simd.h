@@ -1,0 +1,110 @@
+/*
+ * simd.h - the one SIMD mapping of the C core. Kernels are written once
+ * against these names; each target gets one branch here.
+ *
+ *   csac_vf              vector of CSAC_VLEN floats
+ *   csac_vload/vstore    unaligned load/store
+ *   csac_vset1/vzero     broadcast / zero
+ *   csac_vadd/vmul/vmax  lane-wise
+ *   csac_vmadd(a, b, c)  a + b*c (fused on AVX2/NEON; mul then add on wasm,
+ *                        since relaxed-SIMD FMA does not work with our toolchain)
+ *   csac_vhsum           horizontal sum
+ *
+ * Fused and unfused multiply-add differ in the last bit, so native and wasm
+ * agree within a tolerance, not bitwise; a given build is deterministic.
+ */
+#ifndef CSAC_SIMD_H
+#define CSAC_SIMD_H
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define CSAC_SIMD_NAME "avx2+fma"
+#define CSAC_VLEN 8
+typedef __m256 csac_vf;
+#define csac_vload(p) _mm256_loadu_ps(p)
+#define csac_vstore(p, v) _mm256_storeu_ps((p), (v))
+#define csac_vset1(x) _mm256_set1_ps(x)
+#define csac_vzero() _mm256_setzero_ps()
+#define csac_vadd(a, b) _mm256_add_ps((a), (b))
+#define csac_vmul(a, b) _mm256_mul_ps((a), (b))
+#define csac_vmax(a, b) _mm256_max_ps((a), (b))
+#define csac_vmadd(a, b, c) _mm256_fmadd_ps((b), (c), (a))
+static inline float csac_vhsum(csac_vf v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+#elif defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+#define CSAC_SIMD_NAME "wasm-simd128"
+#define CSAC_VLEN 4
+typedef v128_t csac_vf;
+#define csac_vload(p) wasm_v128_load(p)
+#define csac_vstore(p, v) wasm_v128_store((p), (v))
+#define csac_vset1(x) wasm_f32x4_splat(x)
+#define csac_vzero() wasm_f32x4_splat(0.0f)
+#define csac_vadd(a, b) wasm_f32x4_add((a), (b))
+#define csac_vmul(a, b) wasm_f32x4_mul((a), (b))
+/* pmax: plain compare-select, one instruction on x86 hosts (unlike f32x4.max). */
+#define csac_vmax(a, b) wasm_f32x4_pmax((a), (b))
+#define csac_vmadd(a, b, c) wasm_f32x4_add((a), wasm_f32x4_mul((b), (c)))
+static inline float csac_vhsum(csac_vf v) {
+    return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
+           (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#define CSAC_SIMD_NAME "neon"
+#define CSAC_VLEN 4
+typedef float32x4_t csac_vf;
+#define csac_vload(p) vld1q_f32(p)
+#define csac_vstore(p, v) vst1q_f32((p), (v))
+#define csac_vset1(x) vdupq_n_f32(x)
+#define csac_vzero() vdupq_n_f32(0.0f)
+#define csac_vadd(a, b) vaddq_f32((a), (b))
+#define csac_vmul(a, b) vmulq_f32((a), (b))
+#define csac_vmax(a, b) vmaxq_f32((a), (b))
+#define csac_vmadd(a, b, c) vfmaq_f32((a), (b), (c))
+static inline float csac_vhsum(csac_vf v) {
+    float32x2_t s = vadd_f32(vget_low_f32(v), vget_high_f32(v));
+    return vget_lane_f32(vpadd_f32(s, s), 0);
+}
+
+#elif defined(__SSE2__)
+#include <emmintrin.h>
+#define CSAC_SIMD_NAME "sse2"
+#define CSAC_VLEN 4
+typedef __m128 csac_vf;
+#define csac_vload(p) _mm_loadu_ps(p)
+#define csac_vstore(p, v) _mm_storeu_ps((p), (v))
+#define csac_vset1(x) _mm_set1_ps(x)
+#define csac_vzero() _mm_setzero_ps()
+#define csac_vadd(a, b) _mm_add_ps((a), (b))
+#define csac_vmul(a, b) _mm_mul_ps((a), (b))
+#define csac_vmax(a, b) _mm_max_ps((a), (b))
+#define csac_vmadd(a, b, c) _mm_add_ps((a), _mm_mul_ps((b), (c)))
+static inline float csac_vhsum(csac_vf v) {
+    __m128 s = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+#else
+#define CSAC_SIMD_NAME "scalar"
+#define CSAC_VLEN 1
+typedef float csac_vf;
+#define csac_vload(p) (*(p))
+#define csac_vstore(p, v) (*(p) = (v))
+#define csac_vset1(x) (x)
+#define csac_vzero() 0.0f
+#define csac_vadd(a, b) ((a) + (b))
+#define csac_vmul(a, b) ((a) * (b))
+#define csac_vmax(a, b) ((a) > (b) ? (a) : (b))
+#define csac_vmadd(a, b, c) ((a) + (b) * (c))
+#define csac_vhsum(v) (v)
+#endif
+
+#endif /* CSAC_SIMD_H */

@@ -1,0 +1,27 @@
+/*
+ * threadpool.h - threads created once per context; each job runs fn(arg, ith,
+ * nth) on every thread (the caller is thread 0) and returns when all are done,
+ * so one csac_pool_run is one barrier. Kernels split their work by ith/nth
+ * with a fixed partition, so results do not depend on timing.
+ */
+#ifndef CSAC_THREADPOOL_H
+#define CSAC_THREADPOOL_H
+
+typedef struct csac_pool csac_pool;
+typedef void (*csac_task_fn)(void *arg, int ith, int nth);
+
+/* n <= 1, or a build without threads: a serial pool (no threads created).
+ * Returns NULL on failure. */
+csac_pool *csac_pool_new(int n);
+void csac_pool_free(csac_pool *pool);
+int csac_pool_size(const csac_pool *pool);
+void csac_pool_run(csac_pool *pool, csac_task_fn fn, void *arg);
+
+/* Contiguous share [*lo, *hi) of n items for thread ith of nth. */
+static inline void csac_split(long n, int ith, int nth, long *lo, long *hi) {
+    long q = n / nth, r = n % nth;
+    *lo = ith * q + (ith < r ? ith : r);
+    *hi = *lo + q + (ith < r ? 1 : 0);
+}
+
+#endif
