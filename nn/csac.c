@@ -167,5 +167,6 @@ int csac_screen(csac_ctx *ctx, const csac_volume *vol, csac_result *res) {
     st = csac_forward(ctx, res);
     if (st != CSAC_OK) return st;
     res->ms_preprocess = t1 - t0;
+    res->grid = grid;
     return CSAC_OK;
 }

@@ -126,6 +126,9 @@ int csac_volume_read_file(csac_ctx *ctx, const char *path, csac_volume **out);
 /* Reads from memory (the browser hands over a dropped File's bytes). The
  * buffer is not kept: it may be freed as soon as this returns. */
 int csac_volume_read_buffer(csac_ctx *ctx, const void *buf, size_t n, csac_volume **out);
+/* The same, taking ownership of a malloc'd buffer: it is freed as soon as the
+ * voxels are decoded (lower peak memory in the browser), also on failure. */
+int csac_volume_read_buffer_take(csac_ctx *ctx, void *buf, size_t n, csac_volume **out);
 void csac_volume_free(csac_volume *vol);
 
 int csac_volume_get_info(const csac_volume *vol, csac_volume_info *info);
@@ -158,6 +161,7 @@ typedef struct csac_result {
     float logit;
     float features[CSAC_N_FEATURES]; /* pooled merge features (fc input) */
     double ms_read, ms_preprocess, ms_forward;
+    csac_grid grid;                  /* set by csac_screen: where the model grid lies */
 } csac_result;
 
 /* The model's input buffer (1 x D x H x W floats), owned by the context. */
@@ -171,6 +175,41 @@ int csac_screen(csac_ctx *ctx, const csac_volume *vol, csac_result *res);
  * "subA.pool1", "merge"): NCDHW floats (N = 1) and their shape [C, D, H, W].
  * NULL if the name is unknown or no forward has run. */
 const float *csac_layer_output(const csac_ctx *ctx, const char *name, int shape[4]);
+
+/* ---- testing and benchmarks ---- */
+/* Loads deterministic random weights (the generator in nn/model.h, mirrored
+ * by train/csacnet.py) and fills the model input with the matching random
+ * input, so parity tests and benchmarks need no weight file. */
+int csac_model_init_random(csac_ctx *ctx, uint32_t seed);
+/* FLOPs (2 x multiply-adds) of one forward: dense = 1 counts every conv tap,
+ * 0 only the taps that land inside the input. */
+double csac_model_flops(int dense);
+
+/* ---- heatmaps (issue 7) ----
+ * Grad-CAM: gradient of the logit w.r.t. a max-pool output, channel weights =
+ * spatially averaged gradient, ReLU of the weighted sum. ACTIVATION: the
+ * paper's plain channel-mean activation. Both on the last forward's maps. */
+enum csac_heatmap_mode { CSAC_HEATMAP_GRADCAM = 0, CSAC_HEATMAP_ACTIVATION = 1 };
+
+/* Heatmap of the last forward on the model grid: D*H*W floats in [0,1]
+ * (w fastest). layer NULL = the default layer. */
+int csac_heatmap(csac_ctx *ctx, const char *layer, int mode, float *out);
+/* Maps a model-grid heatmap onto the original voxels of vol, slices k0..k1-1
+ * (dim0*dim1*(k1-k0) floats, i fastest), trilinear; 0 outside the grid. */
+int csac_heatmap_resample(csac_ctx *ctx, const csac_volume *vol, const csac_grid *grid, const float *grid_map,
+                          int64_t k0, int64_t k1, float *out);
+/* Per original slice k (along the third axis): the heatmap's maximum on that
+ * slice (sampled every 2nd voxel in-plane), dim[2] floats: ranks slices. */
+int csac_heatmap_slice_scores(csac_ctx *ctx, const csac_volume *vol, const csac_grid *grid, const float *grid_map,
+                              float *scores);
+/* The heatmap on the original voxels as a NIfTI-1 file in memory, with the
+ * input's dims, qform and sform: uint8 with scl_slope 1/255 (values 0..1).
+ * gzip != 0: .nii.gz bytes. *out is malloc'd: release it with csac_buffer_free. */
+int csac_heatmap_nifti(csac_ctx *ctx, const csac_volume *vol, const csac_grid *grid, const float *grid_map, int gzip,
+                       void **out, size_t *n);
+void csac_buffer_free(void *p);
+/* The layer used when csac_heatmap gets layer NULL. */
+const char *csac_heatmap_default_layer(void);
 
 #ifdef __cplusplus
 }

@@ -78,12 +78,22 @@ export class Csac {
   }
 
   // Reads a NIfTI (.nii / .nii.gz) from bytes. The caller frees the volume.
+  // The C reader takes the heap copy and frees it as soon as the voxels are
+  // decoded, so the compressed bytes and the analysis never share the heap.
   readVolume(bytes) {
     const M = this.M;
+    const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
     const out = M._malloc(4);
+    const p = M._malloc(Math.max(1, u8.length));
+    if (!out || !p) {
+      M._free(out);
+      M._free(p);
+      throw new CsacError(2, 'CSAC_E_NOMEM', `cannot allocate ${u8.length} bytes in the wasm heap`);
+    }
     try {
       const t0 = now();
-      this.withBytes(bytes, (p, n) => this.check(M._csac_volume_read_buffer(this.ctx, p, n, out)));
+      new Uint8Array(buffer(M), p, u8.length).set(u8);
+      this.check(M._csac_volume_read_buffer_take(this.ctx, p, u8.length, out));
       const vol = new CsacVolume(this, new Uint32Array(buffer(M), out, 1)[0]);
       vol.msRead = now() - t0;
       return vol;
@@ -92,25 +102,98 @@ export class Csac {
     }
   }
 
-  // Preprocessing + network on a volume.
+  // Preprocessing + network on a volume. The grid mapping is kept on the
+  // volume for its heatmap.
   screen(vol) {
     const M = this.M;
+    if (!vol.gridPtr) vol.gridPtr = M._malloc(2 * 16 * 8);
+    const t0 = now();
+    this.check(M._csac_preprocess(this.ctx, vol.ptr, M._csac_model_input(this.ctx), vol.gridPtr));
+    const t1 = now();
     const out = M._malloc(5 * 8 + N_FEATURES * 4);
     try {
-      this.check(M._csac_wasm_screen(this.ctx, vol.ptr, out, out + 40));
+      this.check(M._csac_wasm_forward(this.ctx, out, out + 40));
       const r = new Float64Array(buffer(M), out, 5);
+      this.lastVolume = vol;
       return {
         probability: r[0],
         logit: r[1],
         features: new Float32Array(buffer(M), out + 40, N_FEATURES).slice(),
-        timings_ms: { read: vol.msRead ?? 0, preprocess: r[3], forward: r[4] },
+        timings_ms: { read: vol.msRead ?? 0, preprocess: t1 - t0, forward: r[4] },
       };
     } finally {
       M._free(out);
     }
   }
 
+  // Grad-CAM of the last screen() on the model grid (64*128*128, [0,1]),
+  // kept in the heap for the calls below. layer: null = the default.
+  heatmap({ layer = null, mode = 0 } = {}) {
+    const M = this.M;
+    if (!this.mapPtr) this.mapPtr = M._malloc(GRID.D * GRID.H * GRID.W * 4);
+    const lp = layer ? M._malloc(M.lengthBytesUTF8(layer) + 1) : 0;
+    if (lp) M.stringToUTF8(layer, lp, M.lengthBytesUTF8(layer) + 1);
+    const t0 = now();
+    try {
+      this.check(M._csac_heatmap(this.ctx, lp, mode, this.mapPtr));
+    } finally {
+      if (lp) M._free(lp);
+    }
+    this.mapVolume = this.lastVolume;
+    return { layer: layer ?? M.UTF8ToString(M._csac_heatmap_default_layer()), ms: now() - t0 };
+  }
+
+  #needMap(vol) {
+    if (!this.mapPtr || this.mapVolume !== vol) throw new CsacError(10, 'CSAC_E_STATE', 'call screen(vol) and heatmap() first');
+  }
+
+  // The heatmap on the original voxels of slices k0..k1-1 (i fastest), a copy.
+  heatmapSlices(vol, k0, k1) {
+    this.#needMap(vol);
+    const M = this.M;
+    const [x, y] = vol.info.dim;
+    const o = M._malloc(x * y * (k1 - k0) * 4);
+    try {
+      this.check(M._csac_wasm_heatmap_resample(this.ctx, vol.ptr, vol.gridPtr, this.mapPtr, k0, k1, o));
+      return new Float32Array(buffer(M), o, x * y * (k1 - k0)).slice();
+    } finally {
+      M._free(o);
+    }
+  }
+
+  // Per original slice: the heatmap's maximum (ranks slices).
+  heatmapSliceScores(vol) {
+    this.#needMap(vol);
+    const M = this.M;
+    const nz = vol.info.dim[2];
+    const o = M._malloc(nz * 4);
+    try {
+      this.check(M._csac_heatmap_slice_scores(this.ctx, vol.ptr, vol.gridPtr, this.mapPtr, o));
+      return new Float32Array(buffer(M), o, nz).slice();
+    } finally {
+      M._free(o);
+    }
+  }
+
+  // The heatmap as .nii.gz bytes with the input's dims, qform and sform.
+  heatmapNifti(vol, { gzip = true } = {}) {
+    this.#needMap(vol);
+    const M = this.M;
+    const pp = M._malloc(8);
+    try {
+      this.check(M._csac_heatmap_nifti(this.ctx, vol.ptr, vol.gridPtr, this.mapPtr, gzip ? 1 : 0, pp, pp + 4));
+      const [p, n] = new Uint32Array(buffer(M), pp, 2);
+      const bytes = new Uint8Array(buffer(M), p, n).slice();
+      M._csac_buffer_free(p);
+      return bytes;
+    } finally {
+      M._free(pp);
+    }
+  }
+
   free() {
+    if (this.mapPtr) this.M._free(this.mapPtr);
+    this.mapPtr = 0;
     if (this.ctx) this.M._csac_free(this.ctx);
     this.ctx = 0;
   }
@@ -144,7 +227,9 @@ export class CsacVolume {
 
   free() {
     if (this.ptr) this.csac.M._csac_volume_free(this.ptr);
+    if (this.gridPtr) this.csac.M._free(this.gridPtr);
     this.ptr = 0;
+    this.gridPtr = 0;
   }
 }
 

@@ -40,14 +40,6 @@ static void flatten(const csac_result *r, double *out5, float *features) {
     if (features) memcpy(features, r->features, sizeof r->features);
 }
 
-EMSCRIPTEN_KEEPALIVE int csac_wasm_screen(csac_ctx *ctx, const csac_volume *vol, double *out5, float *features) {
-    csac_result r;
-    memset(&r, 0, sizeof r);
-    int st = csac_screen(ctx, vol, &r);
-    if (st == CSAC_OK) flatten(&r, out5, features);
-    return st;
-}
-
 EMSCRIPTEN_KEEPALIVE int csac_wasm_forward(csac_ctx *ctx, double *out5, float *features) {
     csac_result r;
     memset(&r, 0, sizeof r);
@@ -96,4 +88,11 @@ EMSCRIPTEN_KEEPALIVE int csac_wasm_volume_json(const csac_volume *vol, char *b, 
     n += snprintf(b + n, ROOM, "]}");
 #undef ROOM
     return n;
+}
+
+/* csac_heatmap_resample with int slice bounds (int64 arguments are awkward in
+ * JS without BigInt integration). */
+EMSCRIPTEN_KEEPALIVE int csac_wasm_heatmap_resample(csac_ctx *ctx, const csac_volume *vol, const csac_grid *grid,
+                                                    const float *grid_map, int k0, int k1, float *out) {
+    return csac_heatmap_resample(ctx, vol, grid, grid_map, k0, k1, out);
 }

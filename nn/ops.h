@@ -1,0 +1,60 @@
+/*
+ * ops.h - the CSAC-Net-3D kernels (internal). Tensors are NCDHW floats with
+ * N = 1, w fastest. Each kernel splits its outputs over the pool's threads
+ * with a fixed partition and never splits a reduction, so results are bitwise
+ * identical for any thread count.
+ */
+#ifndef CSAC_OPS_H
+#define CSAC_OPS_H
+
+#include <stddef.h>
+
+#include "threadpool.h"
+
+typedef struct csac__shape { int c, d, h, w; } csac__shape;
+
+/* Floats that every conv output tile may compute past the end of a buffer it
+ * reads (the kernels only read this far past their own scratch buffers). */
+#define CSAC__SLACK 64
+#define CSAC__MAX_K 7 /* largest conv kernel the kernels take */
+
+/* 3D convolution, cubic kernel k, the same padding and dilation on all axes,
+ * stride per axis (d, h, w). Weights are packed by csac__conv_pack. */
+typedef struct csac__conv {
+    int cin, cout, k, dil, pad;
+    int stride[3];
+    const float *w; /* packed: [ceil(cout/CO)][cin][k^3][CO] */
+    const float *b; /* [cout], or NULL for no bias */
+} csac__conv;
+
+csac__shape csac__conv_out_shape(const csac__conv *cv, csac__shape in);
+size_t csac__conv_packed_floats(int cin, int cout, int k);
+/* w: PyTorch order [cout][cin][k][k][k] -> packed (zero rows for cout % CO). */
+void csac__conv_pack(const float *w, int cin, int cout, int k, float *packed);
+/* Working memory for one call: a shared gather buffer and one scratch tile
+ * buffer per thread (floats). */
+size_t csac__conv_gather_floats(const csac__conv *cv, csac__shape in);
+size_t csac__conv_scratch_floats(const csac__conv *cv, csac__shape in);
+
+/* out = [relu](conv(in) + b [+ res]); res has out's shape (or is NULL).
+ * scratch holds nth * csac__conv_scratch_floats. */
+void csac__conv3d(csac_pool *pool, const csac__conv *cv, const float *in, csac__shape ish, float *out,
+                  const float *res, int relu, float *gather, float *scratch);
+
+/* Max-pool with kernel = stride = k on every axis (floor of odd sizes). */
+csac__shape csac__maxpool_out_shape(int k, csac__shape in);
+void csac__maxpool3d(csac_pool *pool, int k, const float *in, csac__shape ish, float *out);
+
+/* out[c] = mean of channel c. */
+void csac__avgpool_global(const float *in, csac__shape ish, float *out);
+
+/* y = [relu](W x + b), W [nout][nin] row-major (PyTorch Linear). */
+void csac__linear(const float *w, const float *b, int nin, int nout, const float *x, float *y, int relu);
+
+float csac__sigmoid(float x);
+
+/* Number of multiply-adds of a conv counting every tap (dense) or only taps
+ * inside the input (the work the kernels skip at the borders is not all skipped). */
+double csac__conv_macs(const csac__conv *cv, csac__shape in, int dense);
+
+#endif
