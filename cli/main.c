@@ -10,7 +10,8 @@ static void usage(FILE *f) {
             "  info FILE                 header and HU summary of a NIfTI scan\n"
             "  preprocess FILE OUT.nii.gz  write the model-grid tensor (64x128x128) as NIfTI\n"
             "  screen FILE|DIR... [--json|--csv] [--heatmap-dir DIR] [--threads N]\n"
-            "                    [--threshold T] [--weights F]\n"
+            "                    [--threshold T] [--weights F] [--report DIR]\n"
+            "                    --report: triage.csv and triage.html (thumbnails) sorted by probability\n"
             "  bench [--threads N] [--runs R] [--weights F]   time the network\n"
             "  version\n"
             "exit status: 0 all inputs done, 1 some inputs failed, 2 usage error\n");

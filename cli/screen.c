@@ -66,7 +66,7 @@ static int collect(const char *path, strlist *out, int depth) {
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char buf[4096];
-        snprintf(buf, sizeof buf, "%s/%s", path, e->d_name);
+        if (snprintf(buf, sizeof buf, "%s/%s", path, e->d_name) >= (int)sizeof buf) continue; /* path too long */
         struct stat es;
         if (stat(buf, &es) != 0) continue;
         if (S_ISDIR(es.st_mode) || is_nifti_name(e->d_name)) strlist_push(&names, buf);
@@ -160,13 +160,12 @@ static const char *find_weights(char *buf, size_t cap) {
     return CSAC_DEFAULT_WEIGHTS;
 }
 
-/* DIR/<name without .nii[.gz]>_heatmap.nii.gz with the input's geometry. */
+/* DIR/<name without .nii[.gz]>_heatmap.nii.gz with the input's geometry (hmap: the Grad-CAM on the grid). */
 static int write_heatmap(csac_ctx *ctx, const csac_volume *vol, const csac_grid *grid, float *hmap, const char *dir,
                          const char *path, char *out, size_t cap, char *errbuf, size_t errcap) {
-    int st = csac_heatmap(ctx, NULL, CSAC_HEATMAP_GRADCAM, hmap);
     void *buf = NULL;
     size_t n = 0;
-    if (st == CSAC_OK) st = csac_heatmap_nifti(ctx, vol, grid, hmap, 1, &buf, &n);
+    int st = csac_heatmap_nifti(ctx, vol, grid, hmap, 1, &buf, &n);
     if (st != CSAC_OK) return st;
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -189,7 +188,7 @@ static int write_heatmap(csac_ctx *ctx, const csac_volume *vol, const csac_grid 
 static int usage_error(const char *msg, const char *arg) {
     fprintf(stderr, "csac screen: %s%s%s\n", msg, arg ? " " : "", arg ? arg : "");
     fprintf(stderr, "usage: csac screen FILE|DIR... [--json|--csv] [--heatmap-dir DIR] [--threads N]\n"
-                    "                   [--threshold T] [--weights F]\n");
+                    "                   [--threshold T] [--weights F] [--report DIR]\n");
     return 2;
 }
 
@@ -197,14 +196,14 @@ int csac_cli_screen(int argc, char **argv) {
     enum fmt fmt = FMT_TEXT;
     int threads = 2;
     double threshold = 0.5;
-    const char *weights = NULL, *heatmap_dir = NULL;
+    const char *weights = NULL, *heatmap_dir = NULL, *report_dir = NULL;
     strlist files = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--json")) fmt = FMT_JSON;
         else if (!strcmp(a, "--csv")) fmt = FMT_CSV;
         else if (!strcmp(a, "--threads") || !strcmp(a, "--threshold") || !strcmp(a, "--weights") ||
-                 !strcmp(a, "--heatmap-dir")) {
+                 !strcmp(a, "--heatmap-dir") || !strcmp(a, "--report")) {
             if (i + 1 >= argc) { strlist_free(&files); return usage_error("missing value after", a); }
             const char *v = argv[++i];
             char *end = NULL;
@@ -216,11 +215,23 @@ int csac_cli_screen(int argc, char **argv) {
                 threshold = strtod(v, &end);
                 if (*end || !(threshold >= 0 && threshold <= 1)) { strlist_free(&files); return usage_error("--threshold needs 0..1, got", v); }
             } else if (!strcmp(a, "--weights")) weights = v;
+            else if (!strcmp(a, "--report")) report_dir = v;
             else heatmap_dir = v;
         } else if (a[0] == '-' && a[1]) { strlist_free(&files); return usage_error("unknown option", a); }
         else collect(a, &files, 0);
     }
     if (files.n == 0) { strlist_free(&files); return usage_error("no input files", NULL); }
+    char thumbs[4200] = "";
+    if (report_dir) {
+        snprintf(thumbs, sizeof thumbs, "%s/thumbs", report_dir);
+        mkdir(report_dir, 0777);
+        mkdir(thumbs, 0777);
+        struct stat ts;
+        if (stat(thumbs, &ts) != 0 || !S_ISDIR(ts.st_mode)) {
+            strlist_free(&files);
+            return usage_error("--report: cannot create the directory", thumbs);
+        }
+    }
     if (heatmap_dir) {
         struct stat hs;
         if (stat(heatmap_dir, &hs) != 0 || !S_ISDIR(hs.st_mode)) {
@@ -250,15 +261,18 @@ int csac_cli_screen(int argc, char **argv) {
     }
 
     const size_t nvox = (size_t)CSAC_GRID_D * CSAC_GRID_H * CSAC_GRID_W;
-    float *hmap = heatmap_dir ? malloc(nvox * sizeof(float)) : NULL;
+    int want_map = heatmap_dir || report_dir;
+    float *hmap = want_map ? malloc(nvox * sizeof(float)) : NULL;
+    csac_cli_row *rows = report_dir ? calloc((size_t)files.n, sizeof *rows) : NULL;
     prefetch pf[2];
     memset(pf, 0, sizeof pf);
     for (int k = 0; k < 2; k++) {
         pf[k].ctx = rctx;
         pf[k].tensor = malloc(nvox * sizeof(float));
     }
-    if (!pf[0].tensor || !pf[1].tensor || (heatmap_dir && !hmap)) {
+    if (!pf[0].tensor || !pf[1].tensor || (want_map && !hmap) || (report_dir && !rows)) {
         free(hmap);
+        free(rows);
         fprintf(stderr, "csac screen: out of memory\n");
         free(pf[0].tensor); free(pf[1].tensor);
         csac_free(ctx); csac_free(rctx); strlist_free(&files);
@@ -294,14 +308,38 @@ int csac_cli_screen(int argc, char **argv) {
             rs = csac_forward(ctx, &r);
             if (rs != CSAC_OK) err = csac_last_error(ctx);
         }
-        if (rs == CSAC_OK && heatmap_dir) {
+        if (rs == CSAC_OK && want_map) {
             double t0 = now_ms();
             char herr[4200] = "";
-            rs = write_heatmap(ctx, cur->vol, &cur->grid, hmap, heatmap_dir, cur->path, hpath, sizeof hpath, herr,
+            rs = csac_heatmap(ctx, NULL, CSAC_HEATMAP_GRADCAM, hmap);
+            if (rs == CSAC_OK && heatmap_dir)
+                rs = write_heatmap(ctx, cur->vol, &cur->grid, hmap, heatmap_dir, cur->path, hpath, sizeof hpath, herr,
                                sizeof herr);
+            if (rs == CSAC_OK && report_dir) {
+                csac_cli_row *row = &rows[i];
+                snprintf(row->thumb, sizeof row->thumb, "thumbs/%04d.png", i);
+                char png[4300];
+                snprintf(png, sizeof png, "%s/%s", report_dir, row->thumb);
+                rs = csac_cli_thumbnail(ctx, cur->vol, &cur->grid, hmap, png, &row->top_slice, &row->heatmap_empty);
+                if (rs != CSAC_OK) snprintf(herr, sizeof herr, "cannot write thumbnail '%.4000s'", png);
+            }
             if (rs != CSAC_OK) snprintf(cur->err, sizeof cur->err, "%s", herr[0] ? herr : csac_last_error(ctx));
             if (rs != CSAC_OK) err = cur->err;
             ms_heatmap = now_ms() - t0;
+        }
+        if (report_dir) {
+            csac_cli_row *row = &rows[i];
+            row->file = strdup(cur->path);
+            row->ok = rs == CSAC_OK;
+            row->probability = r.probability;
+            row->logit = r.logit;
+            if (!row->ok) { row->error = strdup(err); row->thumb[0] = '\0'; }
+            char wb[2048] = "";
+            for (int w = 0; cur->vol && w < csac_volume_n_warnings(cur->vol); w++) {
+                size_t l = strlen(wb);
+                snprintf(wb + l, sizeof wb - l, "%s%s", w ? "; " : "", csac_volume_warning(cur->vol, w));
+            }
+            row->warnings = strdup(wb);
         }
         progress(tty, i + 1, files.n, cur->path);
         const char *name = cur->path;
@@ -353,6 +391,16 @@ int csac_cli_screen(int argc, char **argv) {
         cur->vol = NULL;
     }
     if (threaded) pthread_join(th, NULL);
+    if (report_dir) {
+        if (csac_cli_write_report(report_dir, rows, files.n, threshold) != CSAC_OK) {
+            fprintf(stderr, "csac screen: cannot write the report in '%s'\n", report_dir);
+            failed++;
+        } else if (fmt == FMT_TEXT) {
+            printf("report: %s/triage.html, %s/triage.csv\n", report_dir, report_dir);
+        }
+        for (int i = 0; i < files.n; i++) { free(rows[i].file); free(rows[i].error); free(rows[i].warnings); }
+        free(rows);
+    }
     free(hmap);
     free(pf[0].tensor);
     free(pf[1].tensor);

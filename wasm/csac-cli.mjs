@@ -51,7 +51,8 @@ function parseArgs(argv) {
         o.threshold = t;
       } else if (a === '--weights') o.weights = v;
       else o.heatmapDir = v;
-    } else if (a.startsWith('-') && a.length > 1) usageError(`unknown option ${a}`);
+    } else if (a === '--report') usageError('--report (triage HTML with thumbnails) is available in the native CLI: build/native/csac screen --report DIR');
+    else if (a.startsWith('-') && a.length > 1) usageError(`unknown option ${a}`);
     else collect(a, o.files);
   }
   if (!o.files.length) usageError('no input files');
