@@ -5,7 +5,7 @@
 // Same arguments, output lines and exit codes as the native CLI
 // (0 all screened, 1 some failed, 2 usage error).
 import { readdirSync, statSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { load } from './csac.mjs';
 
@@ -64,7 +64,9 @@ const fmtG = (x) => Number(x.toPrecision(7)).toString();
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  if (o.heatmapDir) usageError('--heatmap-dir: heatmaps are not available in this build yet');
+  if (o.heatmapDir && !(existsSync(o.heatmapDir) && statSync(o.heatmapDir).isDirectory())) {
+    usageError(`--heatmap-dir is not a directory: ${o.heatmapDir}`);
+  }
   const here = dirname(fileURLToPath(import.meta.url));
   const weights = o.weights ?? [join('weights', 'csac_v1.safetensors'), join(here, '..', 'weights', 'csac_v1.safetensors')]
     .find((p) => existsSync(p)) ?? 'weights/csac_v1.safetensors';
@@ -81,7 +83,8 @@ async function main() {
     for (const file of o.files) {
       let r;
       try {
-        r = csac.screenFile(file);
+        const heatmap = o.heatmapDir ? join(o.heatmapDir, `${basename(file).replace(/\.nii(\.gz)?$/, '')}_heatmap.nii.gz`) : undefined;
+        r = csac.screenFile(file, { heatmap });
       } catch (e) {
         failed++;
         const err = e.message;

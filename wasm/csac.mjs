@@ -3,9 +3,9 @@
 //   import { load } from './wasm/csac.mjs';
 //   const csac = await load({ threads: 2 });            // 'mt' build; threads: 1 -> 'st'
 //   csac.loadModel('weights/csac_v1.safetensors');
-//   const r = csac.screenFile('scan.nii.gz');          // {probability, logit, decision, ...}
+//   const r = csac.screenFile('scan.nii.gz', { heatmap: 'scan_heatmap.nii.gz' }); // {probability, logit, decision, ...}
 //   csac.close();
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,20 +48,36 @@ export class NodeCsac extends Csac {
   readVolume(pathOrBytes) {
     return super.readVolume(typeof pathOrBytes === 'string' ? readFileSync(pathOrBytes) : pathOrBytes);
   }
+  // Writes the heatmap of the last screen(vol) as .nii.gz (the input's geometry).
+  writeHeatmapNifti(vol, path) {
+    writeFileSync(path, this.heatmapNifti(vol));
+  }
+
   // Reads, screens and frees; returns the JSON-line record of DESIGN.md.
-  screenFile(pathOrBytes, name = typeof pathOrBytes === 'string' ? pathOrBytes : '<buffer>') {
+  // opts.heatmap: a path for the heatmap NIfTI (Grad-CAM, the input's geometry).
+  screenFile(pathOrBytes, opts = {}) {
+    if (typeof opts === 'string') opts = { name: opts };
+    const name = opts.name ?? (typeof pathOrBytes === 'string' ? pathOrBytes : '<buffer>');
     const vol = this.readVolume(pathOrBytes);
     try {
       const r = this.screen(vol);
-      return {
+      const rec = {
         file: name,
         probability: r.probability,
         logit: r.logit,
         threshold: this.threshold,
         decision: r.probability >= this.threshold ? 'positive' : 'negative',
         warnings: vol.warnings,
-        timings_ms: r.timings_ms,
+        timings_ms: Object.fromEntries(Object.entries(r.timings_ms).map(([k, v]) => [k, Math.round(v * 10) / 10])),
       };
+      if (opts.heatmap) {
+        const t0 = performance.now();
+        this.heatmap();
+        this.writeHeatmapNifti(vol, opts.heatmap);
+        rec.timings_ms.heatmap = Math.round((performance.now() - t0) * 10) / 10;
+        rec.heatmap = opts.heatmap;
+      }
+      return rec;
     } finally {
       vol.free();
     }

@@ -1,6 +1,7 @@
 // Proves, end to end in Chromium: choosing a real chest CT (from ../shared/ct)
 // through the file input shows the scan, a probability and a heatmap overlay
-// (non-empty overlay pixels), with the threaded build on 2 threads when the
+// (non-empty overlay pixels), the same probability as the native CLI (1e-5),
+// with the threaded build on 2 threads when the
 // server sends COOP/COEP and with the single-threaded build when it does not;
 // and that no request leaves the local server meanwhile. Also: the demo
 // button screens the shipped synthetic case, and the viewer works from the
@@ -12,10 +13,13 @@
 // heatmap functions) they must pass.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startServer, launch, openPage, engineClaims, foreignRequests, waitReady, screenFile, overlayPixels, SHARED_CT } from './harness.mjs';
 
 const SCAN = join(SHARED_CT, 'covidctmd_P001_5mm.nii.gz'); // 256x256x59, RAS, COVID
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
 let chrome;
 before(async () => { chrome = await launch(); });
 after(async () => { await chrome?.close(); });
@@ -43,6 +47,11 @@ for (const isolation of [true, false]) {
 
       await t.test('probability and decision', { skip: !claims.model && 'waiting for the engine: no weights/csac_v1.safetensors yet' }, async () => {
         assert.ok(r.probability >= 0 && r.probability <= 1, `probability ${r.probability} (${r.modelError})`);
+        // one answer everywhere: the page's probability is the native CLI's (within 1e-5)
+        const nat = spawnSync(join(REPO, 'build', 'native', 'csac'), ['screen', '--json', SCAN], { encoding: 'utf8', cwd: REPO });
+        assert.equal(nat.status, 0, nat.stderr);
+        const np = JSON.parse(nat.stdout.trim()).probability;
+        assert.ok(Math.abs(r.probability - np) <= 1e-5, `browser ${r.probability} vs native ${np}`);
         assert.match(await page.textContent('#prob'), /^\d+(\.\d)? %$/);
         assert.match(await page.textContent('#decision'), /^(Positive|Negative) at threshold/);
       });
