@@ -160,7 +160,7 @@ typedef struct csac_result {
     float probability;
     float logit;
     float features[CSAC_N_FEATURES]; /* pooled merge features (fc input) */
-    double ms_read, ms_preprocess, ms_forward;
+    double ms_read, ms_preprocess, ms_forward; /* ms_read: left 0 here, for callers that time the read */
     csac_grid grid;                  /* set by csac_screen: where the model grid lies */
 } csac_result;
 

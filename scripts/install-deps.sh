@@ -2,14 +2,18 @@
 # Installs what the project needs from Debian's packages (and npm for tests).
 #   scripts/install-deps.sh build   compilers, cmake, emscripten (./serve.sh)
 #   scripts/install-deps.sh test    + python3-torch/numpy/scipy, chromium, npm test deps
+#   scripts/install-deps.sh train   + scikit-learn and matplotlib (train/evaluate.py)
 # Uses apt-get as root, sudo otherwise, or prints the exact command to run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-build}
 
 pkgs=(build-essential cmake dpkg-dev emscripten nodejs)
-if [ "$mode" = test ]; then
-  pkgs+=(python3 python3-numpy python3-scipy python3-torch chromium)
+if [ "$mode" = test ] || [ "$mode" = train ]; then
+  pkgs+=(python3 python3-numpy python3-scipy python3-torch python3-pil chromium)
+fi
+if [ "$mode" = train ]; then
+  pkgs+=(python3-sklearn python3-matplotlib)
 fi
 
 missing=()
@@ -31,7 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
-  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >/dev/null
 fi
 
 if [ "$mode" = test ] && [ -f "$root/tests/package.json" ]; then
