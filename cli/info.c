@@ -85,8 +85,9 @@ int csac_cli_preprocess(int argc, char **argv) {
     csac_ctx *ctx = NULL;
     if (csac_init(&p, &ctx) != CSAC_OK) {
         fprintf(stderr, "csac: %s\n", ctx ? csac_last_error(ctx) : "out of memory");
+        int code = ctx ? 2 : 1; /* a context with a message: bad parameters */
         csac_free(ctx);
-        return ctx ? 2 : 1;
+        return code;
     }
     double t0 = csac__now_ms();
     csac_volume *vol = NULL;
