@@ -1,13 +1,18 @@
 // forward.mjs - times whole CSAC-Net-3D v1 forwards (64x128x128) in the wasm
 // build under node, like `csac bench` natively. A benchmark, not a test.
 //
-//   node bench/forward.mjs [--threads 2] [--runs 10] [--warmup 3] [--weights F] [--variant mt|st]
+//   node bench/forward.mjs [--threads 2] [--runs 10] [--warmup 3] [--weights F] [--variant mt|st] [--dir D]
+//
+// --dir (or CSAC_WASM_DIR): the build folder holding csac-mt/st.js (default build/wasm).
+// This machine's timings vary by 30% from run to run even when idle: compare
+// builds by alternating them, over several invocations.
 //
 // Weights: deterministic random ones (csac_model_init_random, when the build
 // exports it) or --weights FILE.safetensors. GFLOP/s use the dense count
 // (every conv tap: 8.53 GFLOP per forward; 7.15 counting only taps inside the input).
 import { instantiate, NodeCsac } from '../wasm/csac.mjs';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 const DENSE_GFLOP = 8.53;
 const args = process.argv.slice(2);
@@ -20,8 +25,10 @@ const runs = parseInt(opt('--runs', '10'), 10);
 const warmup = parseInt(opt('--warmup', '3'), 10); // the first runs include V8's optimising compile
 const weights = opt('--weights', null);
 const variant = opt('--variant', threads > 1 ? 'mt' : 'st');
+const dirArg = opt('--dir', process.env.CSAC_WASM_DIR); // relative paths are relative to the cwd
+const dir = dirArg ? resolve(dirArg) : undefined;
 
-const M = await instantiate({ variant, threads });
+const M = await instantiate({ variant, threads, dir });
 const csac = new NodeCsac(M, { threads });
 try {
   if (weights) {

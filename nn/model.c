@@ -134,7 +134,7 @@ struct csac_model {
     float *merge;              /* 288 x 4^3                         */
     float *feat;               /* 288, pooled merge                 */
     float *fc_w[N_FC], *fc_b[N_FC], *fc_y[N_FC];
-    float *gather, *scratch;   /* conv working memory               */
+    float *gather;             /* conv working memory               */
     csac__conv tconv[N_LAYERS];/* Grad-CAM: transposed, flipped convs of the subnet rows after a pool */
     float *g[2];               /* Grad-CAM: ping-pong gradient buffers */
     float *gfeat, *gfc;        /* Grad-CAM: d logit / d features, head scratch */
@@ -255,7 +255,7 @@ static float *take(bump *b, size_t n) {
 /* Resolves the table, computes shapes and assigns every buffer. With
  * b->base == NULL it only measures. Fails only on an inconsistent table. */
 static int plan(csac_ctx *ctx, csac_model *m, bump *b, int nth) {
-    size_t gather = 0, scratch = 0;
+    size_t gather = 0;
     m->input = take(b, (size_t)CSAC_GRID_D * CSAC_GRID_H * CSAC_GRID_W);
     m->merge = take(b, (size_t)MERGE_C * MERGE_S * MERGE_S * MERGE_S);
     for (int i = 0; i < N_LAYERS; i++) {
@@ -281,7 +281,7 @@ static int plan(csac_ctx *ctx, csac_model *m, bump *b, int nth) {
         cv->dil = d->dil;
         cv->pad = conv_pad(d);
         memcpy(cv->stride, d->stride, sizeof cv->stride);
-        cv->w = take(b, csac__conv_packed_floats(d->cin, d->cout, d->k));
+        cv->w = take(b, csac__conv_packed_floats(cv, l->in));
         cv->b = take(b, (size_t)d->cout);
         l->out = csac__conv_out_shape(cv, l->in);
         if (l->res >= 0) {
@@ -296,17 +296,14 @@ static int plan(csac_ctx *ctx, csac_model *m, bump *b, int nth) {
         } else {
             l->y = take(b, (size_t)l->out.c * l->out.d * l->out.h * l->out.w);
         }
-        size_t g = csac__conv_gather_floats(cv, l->in), s = csac__conv_scratch_floats(cv, l->in);
+        size_t g = csac__conv_gather_floats(cv, l->in, nth);
         if (g > gather) gather = g;
-        if (s > scratch) scratch = s;
         if (needs_backward(i)) {
             csac__conv *t = &m->tconv[i];
-            *t = (csac__conv){d->cout, d->cin, d->k, d->dil, conv_pad(d), {1, 1, 1}, NULL, NULL};
-            t->w = take(b, csac__conv_packed_floats(d->cout, d->cin, d->k));
-            g = csac__conv_gather_floats(t, l->out);
-            s = csac__conv_scratch_floats(t, l->out);
+            *t = (csac__conv){d->cout, d->cin, d->k, d->dil, conv_pad(d), {1, 1, 1}, NULL, NULL, CSAC__CONV_AUTO};
+            t->w = take(b, csac__conv_packed_floats(t, l->out));
+            g = csac__conv_gather_floats(t, l->out, nth);
             if (g > gather) gather = g;
-            if (s > scratch) scratch = s;
         }
     }
     size_t gmax = 0; /* the largest map on a Grad-CAM path */
@@ -329,7 +326,6 @@ static int plan(csac_ctx *ctx, csac_model *m, bump *b, int nth) {
     }
     m->feat = take(b, MERGE_C);
     m->gather = take(b, gather);
-    m->scratch = take(b, scratch * (size_t)nth);
     m->arena_floats = b->used;
     return CSAC_OK;
 }
@@ -372,7 +368,7 @@ static int pack_transposed(csac_model *m, int row, const float *w) {
         for (int ci = 0; ci < d->cin; ci++)
             for (int q = 0; q < kv; q++)
                 t[((size_t)ci * d->cout + co) * kv + (kv - 1 - q)] = w[((size_t)co * d->cin + ci) * kv + q];
-    csac__conv_pack(t, d->cout, d->cin, d->k, (float *)m->tconv[row].w);
+    csac__conv_pack(&m->tconv[row], m->l[row].out, t, (float *)m->tconv[row].w);
     free(t);
     return CSAC_OK;
 }
@@ -387,7 +383,7 @@ static int set_tensor(csac_model *m, int row, int is_bias, const float *v) {
     const layer_def *d = &LAYERS[row];
     csac__conv *cv = &m->l[row].conv;
     if (is_bias) memcpy((float *)cv->b, v, sizeof(float) * (size_t)d->cout);
-    else csac__conv_pack(v, d->cin, d->cout, d->k, (float *)cv->w);
+    else csac__conv_pack(cv, m->l[row].in, v, (float *)cv->w);
     if (!is_bias && m->tconv[row].w) return pack_transposed(m, row, v);
     return CSAC_OK;
 }
@@ -557,7 +553,7 @@ static void forward_conv(csac_ctx *ctx, layer *l, const layer_def *d) {
     csac_model *m = ctx->model;
     const float *x = l->src < 0 ? m->input : m->l[l->src].y;
     const float *res = l->res < 0 ? NULL : m->l[l->res].y;
-    csac__conv3d(ctx->pool, &l->conv, x, l->in, l->y, res, d->relu, m->gather, m->scratch);
+    csac__conv3d(ctx->pool, &l->conv, x, l->in, l->y, res, d->relu, m->gather);
 }
 
 static void forward_pool(csac_ctx *ctx, layer *l, const layer_def *d) {
@@ -642,7 +638,7 @@ double csac__model_flops(int dense) {
         int src = d->src ? find_row(d->src) : -1;
         csac__shape in = src < 0 ? INPUT_SHAPE : sh[src];
         if (d->op == OP_POOL) { sh[i] = csac__maxpool_out_shape(d->k, in); continue; }
-        csac__conv cv = {d->cin, d->cout, d->k, d->dil, conv_pad(d), {d->stride[0], d->stride[1], d->stride[2]}, NULL, NULL};
+        csac__conv cv = {d->cin, d->cout, d->k, d->dil, conv_pad(d), {d->stride[0], d->stride[1], d->stride[2]}, NULL, NULL, CSAC__CONV_AUTO};
         sh[i] = csac__conv_out_shape(&cv, in);
         macs += csac__conv_macs(&cv, in, dense);
     }
@@ -751,7 +747,7 @@ const float *csac__model_cam(csac_ctx *ctx, const char *lname, int mode, int dim
                 if (LAYERS[r].op == OP_CONV) {
                     if (LAYERS[r].relu)
                         for (size_t x = 0; x < no; x++) g[x] = l->y[x] > 0 ? g[x] : 0.0f;
-                    csac__conv3d(ctx->pool, &m->tconv[r], g, l->out, o, NULL, 0, m->gather, m->scratch);
+                    csac__conv3d(ctx->pool, &m->tconv[r], g, l->out, o, NULL, 0, m->gather);
                 } else {
                     pool_backward(LAYERS[r].k, m->l[l->src].y, l->in, l->out, g, o);
                 }

@@ -1,13 +1,24 @@
 /* ops.c - CSAC-Net-3D kernels: 3D conv, max-pool, global average pool, FC.
  *
- * The conv is a direct, spatially vectorised convolution. Each call first
- * "gathers" the input into a zero-padded copy split into stride phases
- * (h % sh, w % sw), so every tap of a strided or dilated conv becomes a
- * constant offset into a contiguous plane. Outputs of one depth slice are then
- * computed on the padded plane's flattened (oh * Wq + ow) index in register
- * tiles of CO output channels x NV vectors, and the columns that fall in the
- * padding are dropped when the tile is written out with bias, residual and
- * ReLU. Depth taps outside the input are skipped (they would multiply zeros).
+ * Convs run one of two ways, both written once against simd.h:
+ * - direct: the input is "gathered" into a zero-padded copy split into
+ *   stride phases (h % sh, w % sw), so every tap of a strided or dilated
+ *   conv is a constant offset into a contiguous plane. Outputs of one depth
+ *   slice are computed in register tiles of CO output channels x NV vectors;
+ *   a vector is CSAC_VLEN consecutive positions of the padded plane's
+ *   flattened (oh * Wq + ow) index that starts on an output, so no lanes go
+ *   to padding columns when rows are a multiple of CSAC_VLEN wide. Depth taps
+ *   and kernel rows entirely outside the input are skipped; bias, residual
+ *   and ReLU are applied in registers before the one store of each output.
+ * - Winograd F(2x2, 3x3) over (h, w) for k = 3, stride 1 (see wino_task),
+ *   chosen where it measured faster: without FMA (wasm), 16 instead of 36
+ *   multiplies per 2x2 outputs win; with FMA, direct does.
+ * Threads split the (depth slice, channel block) units with a fixed
+ * partition; each gathers (and transforms) the input slices under its own
+ * units into its own ring buffer as it reaches them, so one conv is one
+ * barrier and the data stay in that core's cache. No reduction is split, and
+ * every output's summation order is fixed: any thread count gives the same
+ * bits.
  */
 #include "ops.h"
 
@@ -18,8 +29,9 @@
 #include "simd.h"
 
 /* Register tile: CO output channels x NV vectors of CSAC_VLEN outputs.
- * 4 x 3 fills 12 of AVX2's 16 registers; wasm SIMD has no FMA, and the
- * product needs a temporary, so 4 x 2 keeps V8 from spilling on x86. */
+ * wasm: 4 x 2 is the largest tile V8 keeps in its 15 xmm registers (8
+ * accumulators, 2 inputs, a broadcast and the product: no FMA); a spill costs
+ * more than the extra broadcasts save. Native: 4 x 3 (12 FMA chains). */
 #ifndef CSAC_CONV_CO /* overridable for tuning experiments */
 #define CSAC_CONV_CO 4
 #endif
@@ -32,9 +44,9 @@
 #endif
 #define CO CSAC_CONV_CO
 #define NV CSAC_CONV_NV
-#define TILE (NV * CSAC_VLEN)
 
-_Static_assert(TILE <= CSAC__SLACK, "gather slack must cover one tile");
+_Static_assert(NV >= 1 && NV <= 4, "conv_task dispatches tiles of 1..4 vectors");
+_Static_assert(CSAC_VLEN <= CSAC__SLACK, "gather slack must cover one vector read past the last plane");
 
 csac__shape csac__conv_out_shape(const csac__conv *cv, csac__shape in) {
     csac__shape o;
@@ -46,11 +58,8 @@ csac__shape csac__conv_out_shape(const csac__conv *cv, csac__shape in) {
     return o;
 }
 
-size_t csac__conv_packed_floats(int cin, int cout, int k) {
-    return (size_t)((cout + CO - 1) / CO) * cin * k * k * k * CO;
-}
-
-void csac__conv_pack(const float *w, int cin, int cout, int k, float *packed) {
+/* Direct: [ceil(cout/CO)][cin][k^3][CO], zero rows for cout % CO. */
+static void direct_pack(const float *w, int cin, int cout, int k, float *packed) {
     int kvol = k * k * k, ncot = (cout + CO - 1) / CO;
     for (int t = 0; t < ncot; t++)
         for (int ci = 0; ci < cin; ci++)
@@ -62,33 +71,33 @@ void csac__conv_pack(const float *w, int cin, int cout, int k, float *packed) {
                 }
 }
 
-/* Geometry of the gathered (padded, phase-split) input and the output plane. */
+/* Geometry of the gathered (padded, phase-split) input. */
 typedef struct {
-    int hq, wq;  /* phase plane size                          */
-    long ps;     /* floats per (ci, d): sh * sw * hq * wq     */
-    long l;      /* flattened outputs per depth slice          */
-    long lpad;   /* l rounded up to whole tiles                */
+    int hq, wq;  /* phase plane size                      */
+    long ps;     /* floats per (ci, d): sh * sw * hq * wq */
 } conv_geom;
 
 static conv_geom geom(const csac__conv *cv, csac__shape in) {
     conv_geom g;
-    csac__shape o = csac__conv_out_shape(cv, in);
     int sh = cv->stride[1], sw = cv->stride[2];
     g.hq = (in.h + 2 * cv->pad + sh - 1) / sh;
     g.wq = (in.w + 2 * cv->pad + sw - 1) / sw;
     g.ps = (long)sh * sw * g.hq * g.wq;
-    g.l = (long)(o.h - 1) * g.wq + o.w;
-    g.lpad = (g.l + TILE - 1) / TILE * TILE;
     return g;
 }
 
-size_t csac__conv_gather_floats(const csac__conv *cv, csac__shape in) {
-    conv_geom g = geom(cv, in);
-    return (size_t)cv->cin * in.d * g.ps + CSAC__SLACK;
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+
+static size_t wino_per_thread(const csac__conv *cv, csac__shape in);
+
+/* One thread's gather region, in floats (a multiple of 16: 64-byte aligned). */
+static size_t gather_per_thread(const csac__conv *cv, csac__shape in) {
+    if (csac__conv_winograd(cv, in)) return wino_per_thread(cv, in);
+    return round16((size_t)cv->cin * (cv->dil * (cv->k - 1) + 1) * geom(cv, in).ps + CSAC__SLACK);
 }
 
-size_t csac__conv_scratch_floats(const csac__conv *cv, csac__shape in) {
-    return (size_t)CO * geom(cv, in).lpad;
+size_t csac__conv_gather_floats(const csac__conv *cv, csac__shape in, int nth) {
+    return (size_t)(nth < 1 ? 1 : nth) * gather_per_thread(cv, in);
 }
 
 double csac__conv_macs(const csac__conv *cv, csac__shape in, int dense) {
@@ -106,109 +115,286 @@ double csac__conv_macs(const csac__conv *cv, csac__shape in, int dense) {
     return (double)o.c * cv->cin * n[0] * n[1] * n[2];
 }
 
+/* Winograd geometry, see wino_task. */
+typedef struct {
+    int dil, s;      /* dilation; phase factor s = 2 * dil                   */
+    int rows, cols;  /* tile rows over the row phases; tile vectors per row
+                        over the column phases                               */
+    int hq, wq;      /* gathered phase plane                                 */
+    long ps;         /* floats per gathered plane: s * s * hq * wq           */
+    int ntv, ntb;    /* tile vectors per depth slice; blocks of NV of them   */
+} wino_geom;
+
 typedef struct {
     const csac__conv *cv;
     const float *in;
     csac__shape ish, osh;
     conv_geom g;
-    float *out, *gather, *scratch;
+    wino_geom wg;
+    float *out, *gather;
+    size_t gather_stride; /* floats per thread in gather */
     const float *res;
     int relu;
-    size_t scratch_per_thread;
 } conv_job;
 
-/* gathered[ci][d][ph][pw][hq][wq] = in[ci][d][hq*sh+ph-pad][wq*sw+pw-pad] or 0 */
-static void gather_task(void *arg, int ith, int nth) {
-    const conv_job *j = arg;
-    const csac__conv *cv = j->cv;
-    int sh = cv->stride[1], sw = cv->stride[2], pad = cv->pad, H = j->ish.h, W = j->ish.w;
-    long lo, hi;
-    csac_split((long)cv->cin * j->ish.d, ith, nth, &lo, &hi);
-    for (long u = lo; u < hi; u++) {
-        const float *src = j->in + u * H * W;
-        float *dst = j->gather + u * j->g.ps;
-        for (int ph = 0; ph < sh; ph++)
-            for (int pw = 0; pw < sw; pw++)
-                for (int hq = 0; hq < j->g.hq; hq++) {
-                    float *row = dst + ((long)(ph * sw + pw) * j->g.hq + hq) * j->g.wq;
-                    int h = hq * sh + ph - pad;
-                    if (h < 0 || h >= H) {
-                        memset(row, 0, sizeof(float) * j->g.wq);
-                        continue;
-                    }
-                    const float *srow = src + (long)h * W;
-                    if (sw == 1) {
-                        /* interior is a plain copy; zero the borders */
-                        int n0 = pad < j->g.wq ? pad : j->g.wq;
-                        memset(row, 0, sizeof(float) * n0);
-                        int ncopy = W < j->g.wq - pad ? W : j->g.wq - pad;
-                        if (ncopy > 0) memcpy(row + pad, srow, sizeof(float) * ncopy);
-                        for (int wq = pad + (ncopy > 0 ? ncopy : 0); wq < j->g.wq; wq++) row[wq] = 0.0f;
-                    } else {
-                        for (int wq = 0; wq < j->g.wq; wq++) {
-                            int w = wq * sw + pw - pad;
-                            row[wq] = w >= 0 && w < W ? srow[w] : 0.0f;
-                        }
-                    }
-                }
-    }
-    /* the tail a last tile may read stays finite */
-    if (ith == 0) memset(j->gather + (long)cv->cin * j->ish.d * j->g.ps, 0, sizeof(float) * CSAC__SLACK);
+static void zero_floats(float *dst, long n) {
+    long i = 0, nv = n - n % CSAC_VLEN;
+    for (; i < nv; i += CSAC_VLEN) csac_vstore(dst + i, csac_vzero());
+    for (; i < n; i++) dst[i] = 0.0f;
 }
 
-/* One register tile: dst[c][0..TILE) = sum over ci, valid kd, (kh, kw). */
-static inline void conv_tile(const float *src, const float *w, int cin, long ci_stride, const long *kd_off,
-                             const int *kd_idx, int nkd, const long *hw_off, int khw, int kvol, float *dst,
-                             long ldd) {
+static void copy_floats(float *dst, const float *src, long n) {
+    long i = 0, nv = n - n % CSAC_VLEN;
+    for (; i < nv; i += CSAC_VLEN) csac_vstore(dst + i, csac_vload(src + i));
+    for (; i < n; i++) dst[i] = src[i];
+}
+
+/* dst[ph][pw][hq][wq] = in[ci][d][hq*sh+ph-pad][wq*sw+pw-pad] or 0: one
+ * zero-padded plane split into sh x sw phases of hq_n x wq_n. Vector copies:
+ * memcpy/memset of a row are slow calls in this wasm build. */
+static void gather_plane(const conv_job *j, int ci, int d, float *dst, int sh, int sw, int hq_n, int wq_n) {
+    int pad = j->cv->pad, H = j->ish.h, W = j->ish.w;
+    const float *src = j->in + ((long)ci * j->ish.d + d) * H * W;
+    for (int ph = 0; ph < sh; ph++)
+        for (int pw = 0; pw < sw; pw++) {
+            /* columns wq with 0 <= wq*sw + pw - pad < W: [w0, w1) */
+            int w0 = pad - pw <= 0 ? 0 : (pad - pw + sw - 1) / sw;
+            int w1 = W - 1 + pad - pw < 0 ? 0 : (W - 1 + pad - pw) / sw + 1;
+            if (w1 > wq_n) w1 = wq_n;
+            if (w0 > w1) w0 = w1;
+            for (int hq = 0; hq < hq_n; hq++) {
+                float *row = dst + ((long)(ph * sw + pw) * hq_n + hq) * wq_n;
+                int h = hq * sh + ph - pad;
+                if (h < 0 || h >= H) {
+                    zero_floats(row, wq_n);
+                    continue;
+                }
+                const float *srow = src + (long)h * W + w0 * sw + pw - pad;
+                zero_floats(row, w0);
+                if (sw == 1) {
+                    copy_floats(row + w0, srow, w1 - w0);
+                } else {
+                    int wq = w0, left = W - (w0 * sw + pw - pad); /* the loads stay inside the input row */
+                    if (sw == 2) /* every other column */
+                        for (; wq + CSAC_VLEN <= w1 && 2 * (wq - w0 + CSAC_VLEN) <= left; wq += CSAC_VLEN) {
+                            const float *p = srow + 2L * (wq - w0);
+                            csac_vstore(row + wq, csac_vunzip_even(csac_vload(p), csac_vload(p + CSAC_VLEN)));
+                        }
+                    if (sw == 4) /* every fourth: even lanes of even lanes */
+                        for (; wq + CSAC_VLEN <= w1 && 4 * (wq - w0 + CSAC_VLEN) <= left; wq += CSAC_VLEN) {
+                            const float *p = srow + 4L * (wq - w0);
+                            csac_vf e0 = csac_vunzip_even(csac_vload(p), csac_vload(p + CSAC_VLEN));
+                            csac_vf e1 = csac_vunzip_even(csac_vload(p + 2 * CSAC_VLEN), csac_vload(p + 3 * CSAC_VLEN));
+                            csac_vstore(row + wq, csac_vunzip_even(e0, e1));
+                        }
+                    for (; wq < w1; wq++) row[wq] = srow[(long)(wq - w0) * sw];
+                }
+                zero_floats(row + w1, wq_n - w1);
+            }
+        }
+}
+
+/* Vectors of one output depth slice, in order: each starts at the first
+ * output position not yet covered and spans CSAC_VLEN plane positions (more
+ * than one row only when rows are narrower than a vector). */
+typedef struct {
+    int oh, ow, wq;     /* output rows and columns, plane row length    */
+    int k, dil, sh, pad, H;
+    int r, c;           /* where the next vector starts                 */
+    int rt0, rt1;       /* taps of row r (cached: no division per tile) */
+} vec_walk;
+
+typedef struct {
+    int nv;             /* vectors in the tile, 1..NV                  */
+    int t0, t1;         /* taps [t0, t1) of the kh-major (kh, kw) list */
+    int r[NV], c[NV];   /* output row and column of each first lane    */
+    int contig;         /* vector v starts v * CSAC_VLEN after the first */
+} conv_tile;
+
+/* Kernel rows kh whose input row is inside the input, as taps [*t0, *t1),
+ * for the output rows r0..r1: the union, since the bounds fall as r grows. */
+static void kh_taps(const vec_walk *vw, int r0, int r1, int *t0, int *t1) {
+    int a = vw->pad - r1 * vw->sh, b = vw->H - 1 + vw->pad - r0 * vw->sh;
+    int lo = a <= 0 ? 0 : (a + vw->dil - 1) / vw->dil;
+    int hi = b < 0 ? -1 : b / vw->dil;
+    if (hi > vw->k - 1) hi = vw->k - 1;
+    if (hi < lo) *t0 = *t1 = 0;
+    else *t0 = lo * vw->k, *t1 = (hi + 1) * vw->k;
+}
+
+static void walk_start(vec_walk *vw) {
+    vw->r = vw->c = 0;
+    kh_taps(vw, 0, 0, &vw->rt0, &vw->rt1);
+}
+
+/* The next vector's start and taps; 0 when the slice is done. */
+static int next_vec(vec_walk *vw, int *r, int *c, int *t0, int *t1) {
+    if (vw->r >= vw->oh) return 0;
+    *r = vw->r;
+    *c = vw->c;
+    int n = vw->c + CSAC_VLEN;
+    if (n <= vw->wq) { /* within row r */
+        *t0 = vw->rt0;
+        *t1 = vw->rt1;
+        vw->c = n;
+    } else {
+        int rl = vw->r + (n - 1) / vw->wq; /* row of the last lane */
+        kh_taps(vw, vw->r, rl < vw->oh ? rl : vw->oh - 1, t0, t1);
+        vw->r += n / vw->wq;
+        vw->c = n % vw->wq;
+    }
+    if (vw->c >= vw->ow) vw->r++, vw->c = 0;
+    if (vw->r != *r) kh_taps(vw, vw->r, vw->r, &vw->rt0, &vw->rt1);
+    return 1;
+}
+
+/* The next NV vectors (fewer at the end of the slice) and the union of their
+ * taps; 0 when the slice is done. A union computes a few zero taps at the
+ * top and bottom rows, but keeps the tiles full (splitting them at every
+ * change of taps gave native tiles too small to fill its FMA pipes).
+ * t->contig: each vector starts CSAC_VLEN after the previous one. */
+static int next_tile(vec_walk *vw, conv_tile *t) {
+    if (vw->r < vw->oh && vw->c + NV * CSAC_VLEN <= vw->ow) { /* common: NV vectors left in this row */
+        for (int v = 0; v < NV; v++) t->r[v] = vw->r, t->c[v] = vw->c + v * CSAC_VLEN;
+        t->t0 = vw->rt0;
+        t->t1 = vw->rt1;
+        t->nv = NV;
+        t->contig = 1;
+        vw->c += NV * CSAC_VLEN;
+        if (vw->c >= vw->ow) {
+            vw->r++, vw->c = 0;
+            kh_taps(vw, vw->r, vw->r, &vw->rt0, &vw->rt1);
+        }
+        return 1;
+    }
+    if (!next_vec(vw, &t->r[0], &t->c[0], &t->t0, &t->t1)) return 0;
+    t->nv = 1;
+    t->contig = 1;
+    while (t->nv < NV) {
+        int a, b, v = t->nv;
+        if (!next_vec(vw, &t->r[v], &t->c[v], &a, &b)) break;
+        if (a < b) { /* the union; an empty range adds nothing */
+            if (t->t0 == t->t1) t->t0 = a, t->t1 = b;
+            if (a < t->t0) t->t0 = a;
+            if (b > t->t1) t->t1 = b;
+        }
+        t->contig &= t->r[v] == t->r[v - 1] && t->c[v] == t->c[v - 1] + CSAC_VLEN;
+        t->nv++;
+    }
+    return 1;
+}
+
+/* What one tile needs besides its own vectors. */
+typedef struct {
+    const float *src;     /* this thread's gathered planes [ci][d]  */
+    long ci_stride;
+    const float *w;       /* packed weights of this channel block */
+    const long *kd_off;   /* gathered-plane offsets of the valid kd */
+    const int *kd_idx;
+    int nkd, od, cot;
+    const long *hw_off;   /* offset of each (kh, kw) tap          */
+} tile_ctx;
+
+/* One tile: sums over ci, the valid kd and the tile's (kh, kw) taps in
+ * registers, then writes [relu](acc + bias [+ res]) straight to the output.
+ * nv and contig are constants after inlining: contiguous vectors and the
+ * weights are read at constant offsets from one pointer, which wasm folds
+ * into the loads (a computed address costs V8 an extra instruction). Keep
+ * the tap loop simple: LLVM hoists the loads of unrolled taps, and V8 then
+ * spills the accumulators. */
+static inline __attribute__((always_inline)) void conv_tile_run(const conv_job *j, const tile_ctx *x, const conv_tile *tl,
+                                                                const int nv, const int contig) {
+    const csac__conv *cv = j->cv;
+    int cin = cv->cin, khw = cv->k * cv->k, kvol = khw * cv->k;
+    long ci_stride = x->ci_stride;
+    const float *s0 = x->src + (long)tl->r[0] * j->g.wq + tl->c[0];
+    long dq[NV];
     csac_vf acc[CO][NV];
+    for (int v = 0; v < nv; v++)
+        dq[v] = contig ? (long)v * CSAC_VLEN : ((long)tl->r[v] - tl->r[0]) * j->g.wq + tl->c[v] - tl->c[0];
     for (int c = 0; c < CO; c++)
-        for (int v = 0; v < NV; v++) acc[c][v] = csac_vzero();
+        for (int v = 0; v < nv; v++) acc[c][v] = csac_vzero();
     for (int ci = 0; ci < cin; ci++) {
-        const float *sc = src + ci * ci_stride;
-        const float *wc = w + (size_t)ci * kvol * CO;
-        for (int q = 0; q < nkd; q++) {
-            const float *sp = sc + kd_off[q];
-            const float *wq = wc + (size_t)kd_idx[q] * khw * CO;
-            for (int t = 0; t < khw; t++) {
-                const float *s = sp + hw_off[t];
-                csac_vf x[NV];
-                for (int v = 0; v < NV; v++) x[v] = csac_vload(s + v * CSAC_VLEN);
+        const float *wc = x->w + (size_t)ci * kvol * CO;
+        for (int q = 0; q < x->nkd; q++) {
+            const float *sb = s0 + ci * ci_stride + x->kd_off[q];
+            const float *wt = wc + ((size_t)x->kd_idx[q] * khw + tl->t0) * CO;
+            for (int t = tl->t0; t < tl->t1; t++, wt += CO) {
+                const float *pk = sb + x->hw_off[t];
+                csac_vf xv[NV];
+                for (int v = 0; v < nv; v++) xv[v] = csac_vload(pk + dq[v]);
                 for (int c = 0; c < CO; c++) {
-                    csac_vf wv = csac_vset1(wq[t * CO + c]);
-                    for (int v = 0; v < NV; v++) acc[c][v] = csac_vmadd(acc[c][v], x[v], wv);
+                    csac_vf wv = csac_vset1(wt[c]);
+                    for (int v = 0; v < nv; v++) acc[c][v] = csac_vmadd(acc[c][v], xv[v], wv);
                 }
             }
         }
     }
-    for (int c = 0; c < CO; c++)
-        for (int v = 0; v < NV; v++) csac_vstore(dst + c * ldd + v * CSAC_VLEN, acc[c][v]);
+    int OH = j->osh.h, OW = j->osh.w;
+    csac_vf z = csac_vzero();
+    for (int c = 0; c < CO; c++) {
+        int co = x->cot * CO + c;
+        if (co >= cv->cout) break;
+        float bias = cv->b ? cv->b[co] : 0.0f;
+        csac_vf vb = csac_vset1(bias);
+        long base = ((long)co * j->osh.d + x->od) * OH * OW;
+        for (int v = 0; v < nv; v++) {
+            if (tl->c[v] + CSAC_VLEN <= OW) { /* the whole vector is in one output row */
+                long o = base + (long)tl->r[v] * OW + tl->c[v];
+                csac_vf y = csac_vadd(acc[c][v], vb);
+                if (j->res) y = csac_vadd(y, csac_vload(j->res + o));
+                if (j->relu) y = csac_vmax(y, z);
+                csac_vstore(j->out + o, y);
+                continue;
+            }
+            float lane[CSAC_VLEN]; /* row end or several rows: row by row, padding skipped */
+            csac_vstore(lane, acc[c][v]);
+            for (int i = 0, r = tl->r[v], col = tl->c[v]; i < CSAC_VLEN && r < OH; r++) {
+                int n = OW - col < CSAC_VLEN - i ? OW - col : CSAC_VLEN - i;
+                long o = base + (long)r * OW + col;
+                for (int e = 0; e < n; e++) {
+                    float y = lane[i + e] + bias;
+                    if (j->res) y = y + j->res[o + e];
+                    if (j->relu) y = y > 0.0f ? y : 0.0f;
+                    j->out[o + e] = y;
+                }
+                i += j->g.wq - col; /* to the next row's first column */
+                col = 0;
+            }
+        }
+    }
 }
 
-/* out row = [relu](acc + bias [+ res]); the same arithmetic in vector and tail. */
-static void epilogue_row(const float *acc, float bias, const float *res, int relu, float *out, int n) {
-    int i = 0;
-    csac_vf vb = csac_vset1(bias), z = csac_vzero();
-    for (; i + CSAC_VLEN <= n; i += CSAC_VLEN) {
-        csac_vf v = csac_vadd(csac_vload(acc + i), vb);
-        if (res) v = csac_vadd(v, csac_vload(res + i));
-        if (relu) v = csac_vmax(v, z);
-        csac_vstore(out + i, v);
+/* Instantiates conv_tile_run for the tile's vector count and layout. */
+static void conv_tile_any(const conv_job *j, const tile_ctx *x, const conv_tile *tl) {
+#define CSAC_TILE_CASE(n)                                     \
+    case n:                                                   \
+        if (tl->contig) conv_tile_run(j, x, tl, n, 1);        \
+        else conv_tile_run(j, x, tl, n, 0);                   \
+        break;
+    switch (tl->nv) {
+#if NV >= 4
+        CSAC_TILE_CASE(4)
+#endif
+#if NV >= 3
+        CSAC_TILE_CASE(3)
+#endif
+#if NV >= 2
+        CSAC_TILE_CASE(2)
+#endif
+    default:
+        conv_tile_run(j, x, tl, 1, 1);
+        break;
     }
-    for (; i < n; i++) {
-        float v = acc[i] + bias;
-        if (res) v = v + res[i];
-        if (relu) v = v > 0.0f ? v : 0.0f;
-        out[i] = v;
-    }
+#undef CSAC_TILE_CASE
 }
 
 static void conv_task(void *arg, int ith, int nth) {
     const conv_job *j = arg;
     const csac__conv *cv = j->cv;
     const conv_geom *g = &j->g;
-    int k = cv->k, kvol = k * k * k, khw = k * k, ncot = (cv->cout + CO - 1) / CO;
+    int k = cv->k, kvol = k * k * k, ncot = (cv->cout + CO - 1) / CO;
     int sd = cv->stride[0], sh = cv->stride[1], sw = cv->stride[2];
-    float *scr = j->scratch + (size_t)ith * j->scratch_per_thread;
     long hw_off[CSAC__MAX_K * CSAC__MAX_K];
     if (k > CSAC__MAX_K) return; /* callers check k */
     for (int kh = 0; kh < k; kh++)
@@ -216,39 +402,347 @@ static void conv_task(void *arg, int ith, int nth) {
             int a = kh * cv->dil, b = kw * cv->dil;
             hw_off[kh * k + kw] = (long)((a % sh) * sw + b % sw) * g->hq * g->wq + (long)(a / sh) * g->wq + b / sw;
         }
-    long ohw = (long)j->osh.h * j->osh.w, ci_stride = (long)j->ish.d * g->ps;
     long lo, hi;
     csac_split((long)j->osh.d * ncot, ith, nth, &lo, &hi);
-    for (long u = lo; u < hi; u++) {
-        int od = (int)(u / ncot), cot = (int)(u % ncot);
+    if (lo >= hi) return;
+    /* Each thread gathers the input depths of its output slices into its own
+     * ring of span slices [ci][depth % span], as the slices reach them: no
+     * barrier between gather and conv, and the planes stay in this core's
+     * cache. Zeroed first: a row-end vector may read past its plane. */
+    int span = cv->dil * (k - 1) + 1;
+    long cs = (long)span * g->ps;
+    float *gb = j->gather + (size_t)ith * j->gather_stride;
+    zero_floats(gb, cv->cin * cs + CSAC__SLACK);
+    int od0 = (int)(lo / ncot), dnext = od0 * sd - cv->pad > 0 ? od0 * sd - cv->pad : 0;
+    for (int od = od0; od <= (int)((hi - 1) / ncot); od++) {
+        if (dnext < od * sd - cv->pad) dnext = od * sd - cv->pad; /* depth stride > span: skip unread slices */
+        for (; dnext < j->ish.d && dnext < od * sd - cv->pad + span; dnext++)
+            for (int ci = 0; ci < cv->cin; ci++)
+                gather_plane(j, ci, dnext, gb + ci * cs + (dnext % span) * g->ps, sh, sw, g->hq, g->wq);
         long kd_off[CSAC__MAX_K];
-        int kd_idx[CSAC__MAX_K], nkd = 0;
+        int kd_idx[CSAC__MAX_K];
+        tile_ctx x = {gb, cs, NULL, kd_off, kd_idx, 0, od, 0, hw_off};
         for (int kd = 0; kd < k; kd++) {
             int id = od * sd + kd * cv->dil - cv->pad;
             if (id < 0 || id >= j->ish.d) continue;
-            kd_off[nkd] = (long)id * g->ps;
-            kd_idx[nkd++] = kd;
+            kd_off[x.nkd] = (long)(id % span) * g->ps;
+            kd_idx[x.nkd++] = kd;
         }
-        const float *w = cv->w + (size_t)cot * cv->cin * kvol * CO;
-        for (long p0 = 0; p0 < g->l; p0 += TILE)
-            conv_tile(j->gather + p0, w, cv->cin, ci_stride, kd_off, kd_idx, nkd, hw_off, khw, kvol, scr + p0,
-                      g->lpad);
+        long c0 = (long)od * ncot < lo ? lo - (long)od * ncot : 0, c1 = (long)(od + 1) * ncot > hi ? hi - (long)od * ncot : ncot;
+        for (x.cot = (int)c0; x.cot < c1; x.cot++) {
+            x.w = cv->w + (size_t)x.cot * cv->cin * kvol * CO;
+            vec_walk vw = {j->osh.h, j->osh.w, g->wq, k, cv->dil, sh, cv->pad, j->ish.h, 0, 0, 0, 0};
+            conv_tile tl;
+            walk_start(&vw);
+            while (next_tile(&vw, &tl)) conv_tile_any(j, &x, &tl);
+        }
+    }
+}
+
+/* ---- Winograd F(2x2, 3x3) over (h, w), for k = 3 and stride 1 ----
+ *
+ * Each (ci, kd) adds a 2D 3x3 conv over (h, w), which Winograd computes as
+ * Y = A^T [(G g G^T) . (B^T d B)] A per 2x2 outputs: 16 multiplies instead of
+ * 36 (wasm has no FMA: multiplies and adds both count). A dilation d splits
+ * the plane into d x d interleaved lattices, each an undilated conv; the 4x4
+ * input patch of a tile then lies on the phases (mod 2d) that gather_plane
+ * produces with stride 2d, so that a vector of CSAC_VLEN tiles along a row
+ * reads each patch element with one load. Per thread and output slice: the
+ * new input slices are gathered and transformed into a ring of 2d + 1 slices
+ * of V[tile block][slice][xi][ci][tiles] (xi = one of the 16 patch
+ * positions); then per (tile block, channel block) 16 register-tiled GEMMs
+ * over (kd, ci) that read V and U in order, the output transform and the
+ * epilogue. Accuracy: the transforms use only 0, +-1, +-1/2 (U is computed
+ * in double at load); features stay within 1.2e-6 relative of PyTorch. */
+
+static int wino_ti(int o, int a, int dil) { /* tile rows (or columns) of phase a */
+    int n = a < o ? (o - a + dil - 1) / dil : 0;
+    return (n + 1) / 2;
+}
+
+static int wino_tjv(int o, int b, int dil) { return (wino_ti(o, b, dil) + CSAC_VLEN - 1) / CSAC_VLEN; }
+
+static wino_geom wgeom(const csac__conv *cv, csac__shape in) {
+    wino_geom g;
+    csac__shape o = csac__conv_out_shape(cv, in);
+    g.dil = cv->dil;
+    g.s = 2 * cv->dil;
+    g.rows = g.cols = 0;
+    for (int a = 0; a < g.dil; a++) {
+        g.rows += wino_ti(o.h, a, g.dil);
+        g.cols += wino_tjv(o.w, a, g.dil);
+    }
+    g.hq = wino_ti(o.h, 0, g.dil) + 1;
+    g.wq = wino_tjv(o.w, 0, g.dil) * CSAC_VLEN + 1;
+    g.ps = (long)g.s * g.s * g.hq * g.wq;
+    g.ntv = g.rows * g.cols;
+    g.ntb = (g.ntv + NV - 1) / NV;
+    return g;
+}
+
+int csac__conv_winograd(const csac__conv *cv, csac__shape in) {
+    if (cv->k != 3 || cv->stride[0] != 1 || cv->stride[1] != 1 || cv->stride[2] != 1) return 0;
+    if (cv->algo == CSAC__CONV_DIRECT) return 0;
+    if (cv->algo == CSAC__CONV_WINOGRAD) return 1;
+    /* Measured: with FMA (and 8-16 lanes) direct wins on every layer of the
+     * network. Without (wasm), compare lanes of multiplies per depth slice
+     * and (ci, kd): Winograd 16 per tile lane plus ~15% for the transforms,
+     * direct 9 per output-vector lane; this picks Winograd where it measured
+     * 1.2-2.2x faster (d1 and d2 from 8^3 up, d3) and direct where the two
+     * are within 5% (4^3 planes, d2 at 8^3: tiles fill few lanes). */
+    if (CSAC_SIMD_FMA) return 0;
+    csac__shape o = csac__conv_out_shape(cv, in);
+    long wl = (long)wgeom(cv, in).ntv * CSAC_VLEN, dl;
+    if (o.w >= CSAC_VLEN) dl = (long)o.h * ((o.w + CSAC_VLEN - 1) / CSAC_VLEN) * CSAC_VLEN;
+    else dl = (((long)(o.h - 1) * (in.w + 2 * cv->pad) + o.w + CSAC_VLEN - 1) / CSAC_VLEN) * CSAC_VLEN;
+    return 16 * wl * 115 < 9 * dl * 100;
+}
+
+/* Per thread: a gathered plane, V of 2 * dil + 1 depths, the tile table. */
+static size_t wino_per_thread(const csac__conv *cv, csac__shape in) {
+    wino_geom g = wgeom(cv, in);
+    return round16((size_t)g.ps + CSAC__SLACK) + round16((size_t)g.ntb * (2 * cv->dil + 1) * 16 * cv->cin * NV * CSAC_VLEN) +
+           round16(3 * (size_t)g.ntv);
+}
+
+/* For each tile vector: gathered-plane offset of its patch corner, first
+ * output row and column (no divisions in the loops that use them). */
+static void wino_tiles(const wino_geom *g, int oh, int ow, int *tab) {
+    int tv = 0;
+    for (int a = 0; a < g->dil; a++)
+        for (int ti = 0; ti < wino_ti(oh, a, g->dil); ti++)
+            for (int b = 0; b < g->dil; b++)
+                for (int tjv = 0; tjv < wino_tjv(ow, b, g->dil); tjv++, tv++) {
+                    tab[3 * tv] = (int)(((long)a * g->s + b) * g->hq * g->wq + (long)ti * g->wq + tjv * CSAC_VLEN);
+                    tab[3 * tv + 1] = a + 2 * g->dil * ti;
+                    tab[3 * tv + 2] = b + 2 * g->dil * tjv * CSAC_VLEN;
+                }
+}
+
+/* U[ceil(cout/CO)][xi][kd][cin][CO] = G g G^T of each 3x3 (kh, kw) slice. */
+static void wino_pack(const float *w, int cin, int cout, float *packed) {
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    int ncot = (cout + CO - 1) / CO;
+    for (int t = 0; t < ncot; t++)
+        for (int ci = 0; ci < cin; ci++)
+            for (int kd = 0; kd < 3; kd++)
+                for (int c = 0; c < CO; c++) {
+                    int co = t * CO + c;
+                    double u[4][4] = {{0}}, gg[4][3];
+                    if (co < cout) {
+                        const float *g = w + (((size_t)co * cin + ci) * 3 + kd) * 9;
+                        for (int i = 0; i < 4; i++)
+                            for (int x = 0; x < 3; x++)
+                                gg[i][x] = G[i][0] * g[x] + G[i][1] * g[3 + x] + G[i][2] * g[6 + x];
+                        for (int i = 0; i < 4; i++)
+                            for (int x = 0; x < 4; x++) u[i][x] = gg[i][0] * G[x][0] + gg[i][1] * G[x][1] + gg[i][2] * G[x][2];
+                    }
+                    for (int xi = 0; xi < 16; xi++)
+                        packed[((((size_t)t * 16 + xi) * 3 + kd) * cin + ci) * CO + c] = (float)u[xi / 4][xi % 4];
+                }
+}
+
+size_t csac__conv_packed_floats(const csac__conv *cv, csac__shape in) {
+    size_t ncot = (size_t)(cv->cout + CO - 1) / CO;
+    if (csac__conv_winograd(cv, in)) return ncot * 16 * cv->cin * 3 * CO;
+    return ncot * cv->cin * cv->k * cv->k * cv->k * CO;
+}
+
+void csac__conv_pack(const csac__conv *cv, csac__shape in, const float *w, float *packed) {
+    if (csac__conv_winograd(cv, in)) wino_pack(w, cv->cin, cv->cout, packed);
+    else direct_pack(w, cv->cin, cv->cout, cv->k, packed);
+}
+
+/* V = B^T d B of every tile vector of one gathered plane (tmp), written to
+ * v + tb * stb + xi * sxi + (lanes of the vector within its block). */
+static void wino_input(const wino_geom *g, const int *tab, const float *tmp, float *v, long sxi, long stb) {
+    long off[16], pl = (long)g->hq * g->wq;
+    for (int r = 0; r < 4; r++) /* patch element (r, c): phase (r & 1, c & 1) apart by dil, then (r >> 1, c >> 1) */
+        for (int c = 0; c < 4; c++)
+            off[r * 4 + c] = ((long)g->dil * (r & 1) * g->s + g->dil * (c & 1)) * pl + (long)(r >> 1) * g->wq + (c >> 1);
+    for (int tv = 0; tv < g->ntv; tv++) {
+        const float *p = tmp + tab[3 * tv];
+        csac_vf d[4][4], e[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < 4; c++) d[r][c] = csac_vload(p + off[r * 4 + c]);
+        for (int r = 0; r < 4; r++) { /* d B */
+            e[r][0] = csac_vsub(d[r][0], d[r][2]);
+            e[r][1] = csac_vadd(d[r][1], d[r][2]);
+            e[r][2] = csac_vsub(d[r][2], d[r][1]);
+            e[r][3] = csac_vsub(d[r][1], d[r][3]);
+        }
+        float *dst = v + (long)(tv / NV) * stb + (long)(tv % NV) * CSAC_VLEN;
+        for (int c = 0; c < 4; c++) { /* B^T (d B) */
+            csac_vstore(dst + (0 * 4 + c) * sxi, csac_vsub(e[0][c], e[2][c]));
+            csac_vstore(dst + (1 * 4 + c) * sxi, csac_vadd(e[1][c], e[2][c]));
+            csac_vstore(dst + (2 * 4 + c) * sxi, csac_vsub(e[2][c], e[1][c]));
+            csac_vstore(dst + (3 * 4 + c) * sxi, csac_vsub(e[1][c], e[3][c]));
+        }
+    }
+}
+
+/* What one tile block needs besides its vectors. */
+typedef struct {
+    const float *v;       /* V of this tile block                      */
+    const float *u;       /* U of this channel block at the first valid kd */
+    long sxi, koff[3];    /* V strides: xi, depth slot of each valid kd */
+    int nkd, kd0;         /* valid kd: kd0 .. kd0 + nkd - 1            */
+    int od, cot, tb;
+    const int *tab;       /* wino_tiles                                */
+} wino_ctx;
+
+/* One block of nv (a constant after inlining) tile vectors x CO channels:
+ * the 16 GEMMs over (valid kd, ci), the output transform, the epilogue. */
+static inline __attribute__((always_inline)) void wino_block(const conv_job *j, const wino_ctx *x, const int nv) {
+    const csac__conv *cv = j->cv;
+    const wino_geom *g = &j->wg;
+    int cin = cv->cin, OH = j->osh.h, OW = j->osh.w, dil = g->dil;
+    csac_vf m[16][CO][NV];
+    for (int xi = 0; xi < 16; xi++) {
+        csac_vf acc[CO][NV];
+        for (int c = 0; c < CO; c++)
+            for (int v = 0; v < nv; v++) acc[c][v] = csac_vzero();
+        /* sum over the valid kd, then ci: both V and U are read in order */
+        for (int q = 0; q < x->nkd; q++) {
+            const float *vp = x->v + x->koff[q] + xi * x->sxi, *up = x->u + ((size_t)xi * 3 + q) * cin * CO;
+            for (int ci = 0; ci < cin; ci++, vp += NV * CSAC_VLEN, up += CO) {
+                csac_vf xv[NV];
+                for (int v = 0; v < nv; v++) xv[v] = csac_vload(vp + v * CSAC_VLEN);
+                for (int c = 0; c < CO; c++) {
+                    csac_vf wv = csac_vset1(up[c]);
+                    for (int v = 0; v < nv; v++) acc[c][v] = csac_vmadd(acc[c][v], xv[v], wv);
+                }
+            }
+        }
+        for (int c = 0; c < CO; c++)
+            for (int v = 0; v < nv; v++) m[xi][c][v] = acc[c][v];
+    }
+    csac_vf z = csac_vzero();
+    for (int v = 0; v < nv; v++) {
+        int tv = x->tb * NV + v, oh0 = x->tab[3 * tv + 1], ow0 = x->tab[3 * tv + 2];
         for (int c = 0; c < CO; c++) {
-            int co = cot * CO + c;
+            int co = x->cot * CO + c;
             if (co >= cv->cout) break;
+            csac_vf t0[4], t1[4], y[2][2];
+            for (int q = 0; q < 4; q++) { /* A^T M */
+                t0[q] = csac_vadd(csac_vadd(m[q][c][v], m[4 + q][c][v]), m[8 + q][c][v]);
+                t1[q] = csac_vsub(csac_vsub(m[4 + q][c][v], m[8 + q][c][v]), m[12 + q][c][v]);
+            }
+            y[0][0] = csac_vadd(csac_vadd(t0[0], t0[1]), t0[2]); /* (A^T M) A */
+            y[0][1] = csac_vsub(csac_vsub(t0[1], t0[2]), t0[3]);
+            y[1][0] = csac_vadd(csac_vadd(t1[0], t1[1]), t1[2]);
+            y[1][1] = csac_vsub(csac_vsub(t1[1], t1[2]), t1[3]);
             float bias = cv->b ? cv->b[co] : 0.0f;
-            long base = ((long)co * j->osh.d + od) * ohw;
-            for (int oh = 0; oh < j->osh.h; oh++) {
-                long o = base + (long)oh * j->osh.w;
-                epilogue_row(scr + c * g->lpad + (long)oh * g->wq, bias, j->res ? j->res + o : NULL, j->relu,
-                             j->out + o, j->osh.w);
+            csac_vf vb = csac_vset1(bias);
+            long base = ((long)co * j->osh.d + x->od) * OH * OW;
+            if (dil == 1 && ow0 + 2 * CSAC_VLEN <= OW) { /* whole rows: interleave the tiles' two columns */
+                for (int e = 0; e < 2 && oh0 + e < OH; e++) {
+                    long o = base + (long)(oh0 + e) * OW + ow0;
+                    csac_vf r0 = csac_vadd(csac_vzip_lo(y[e][0], y[e][1]), vb);
+                    csac_vf r1 = csac_vadd(csac_vzip_hi(y[e][0], y[e][1]), vb);
+                    if (j->res) {
+                        r0 = csac_vadd(r0, csac_vload(j->res + o));
+                        r1 = csac_vadd(r1, csac_vload(j->res + o + CSAC_VLEN));
+                    }
+                    if (j->relu) {
+                        r0 = csac_vmax(r0, z);
+                        r1 = csac_vmax(r1, z);
+                    }
+                    csac_vstore(j->out + o, r0);
+                    csac_vstore(j->out + o + CSAC_VLEN, r1);
+                }
+                continue;
+            }
+            /* lattice phases (outputs dil apart), row ends: output by output,
+             * bias (and ReLU without a residual) added as vectors first */
+            float lane[2][2][CSAC_VLEN];
+            for (int e = 0; e < 2; e++)
+                for (int f = 0; f < 2; f++) {
+                    csac_vf r = csac_vadd(y[e][f], vb);
+                    csac_vstore(lane[e][f], j->relu && !j->res ? csac_vmax(r, z) : r);
+                }
+            for (int e = 0; e < 2 && oh0 + dil * e < OH; e++) {
+                float *orow = j->out + base + (long)(oh0 + dil * e) * OW;
+                const float *rrow = j->res ? j->res + base + (long)(oh0 + dil * e) * OW : NULL;
+                for (int f = 0; f < 2; f++) {
+                    int n = ow0 + dil * f >= OW ? 0 : (OW - 1 - ow0 - dil * f) / (2 * dil) + 1; /* lanes inside */
+                    if (n > CSAC_VLEN) n = CSAC_VLEN;
+                    float *op = orow + ow0 + dil * f;
+                    if (!rrow) {
+                        for (int l = 0; l < n; l++) op[2L * dil * l] = lane[e][f][l];
+                        continue;
+                    }
+                    const float *rp = rrow + ow0 + dil * f;
+                    for (int l = 0; l < n; l++) {
+                        float r = lane[e][f][l] + rp[2L * dil * l];
+                        if (j->relu) r = r > 0.0f ? r : 0.0f;
+                        op[2L * dil * l] = r;
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void wino_task(void *arg, int ith, int nth) {
+    const conv_job *j = arg;
+    const csac__conv *cv = j->cv;
+    const wino_geom *g = &j->wg;
+    int cin = cv->cin, dil = cv->dil, ncot = (cv->cout + CO - 1) / CO, ring = 2 * dil + 1;
+    long lo, hi;
+    csac_split((long)j->osh.d * ncot, ith, nth, &lo, &hi);
+    if (lo >= hi) return;
+    /* V[tile block][depth % ring][xi][ci][NV vectors]: the input depths of
+     * the current output slice, each gathered (a plane at a time) and
+     * transformed once, when the slices reach it; small enough to stay in
+     * this core's cache. */
+    long nvv = (long)NV * CSAC_VLEN, sxi = cin * nvv, sd = 16 * sxi, stb = ring * sd;
+    float *tmp = j->gather + (size_t)ith * j->gather_stride;
+    float *vbuf = tmp + round16((size_t)g->ps + CSAC__SLACK);
+    int *tab = (int *)(vbuf + round16((size_t)g->ntb * stb));
+    wino_tiles(g, j->osh.h, j->osh.w, tab);
+    int od0 = (int)(lo / ncot), dnext = od0 - cv->pad > 0 ? od0 - cv->pad : 0;
+    /* per output slice and tile block, every channel block of this thread's
+     * units: the block's V stays in cache while U changes */
+    for (int od = od0; od <= (int)((hi - 1) / ncot); od++) {
+        for (; dnext < j->ish.d && dnext <= od - cv->pad + 2 * dil; dnext++)
+            for (int ci = 0; ci < cin; ci++) {
+                gather_plane(j, ci, dnext, tmp, g->s, g->s, g->hq, g->wq);
+                wino_input(g, tab, tmp, vbuf + (dnext % ring) * sd + ci * nvv, sxi, stb);
+            }
+        long c0 = (long)od * ncot < lo ? lo - (long)od * ncot : 0, c1 = (long)(od + 1) * ncot > hi ? hi - (long)od * ncot : ncot;
+        wino_ctx x;
+        x.od = od;
+        x.nkd = x.kd0 = 0;
+        for (int kd = 0; kd < 3; kd++) { /* valid kd: a contiguous range */
+            int id = od + kd * dil - cv->pad;
+            if (id < 0 || id >= j->ish.d) continue;
+            if (!x.nkd) x.kd0 = kd;
+            x.koff[x.nkd++] = (id % ring) * sd;
+        }
+        x.sxi = sxi;
+        x.tab = tab;
+        for (x.tb = 0; x.tb < g->ntb; x.tb++) {
+            x.v = vbuf + x.tb * stb;
+            for (x.cot = (int)c0; x.cot < c1; x.cot++) {
+                x.u = cv->w + ((size_t)x.cot * 16 * 3 + (x.nkd ? x.kd0 : 0)) * cin * CO;
+                switch (g->ntv - x.tb * NV) { /* vectors in this block: a constant per instance */
+                case 1: wino_block(j, &x, 1); break;
+#if NV >= 3
+                case 2: wino_block(j, &x, 2); break;
+#endif
+#if NV >= 4
+                case 3: wino_block(j, &x, 3); break;
+#endif
+                default: wino_block(j, &x, NV); break;
+                }
             }
         }
     }
 }
 
 void csac__conv3d(csac_pool *pool, const csac__conv *cv, const float *in, csac__shape ish, float *out,
-                  const float *res, int relu, float *gather, float *scratch) {
+                  const float *res, int relu, float *gather) {
     conv_job j;
     j.cv = cv;
     j.in = in;
@@ -257,12 +751,15 @@ void csac__conv3d(csac_pool *pool, const csac__conv *cv, const float *in, csac__
     j.g = geom(cv, ish);
     j.out = out;
     j.gather = gather;
-    j.scratch = scratch;
+    j.gather_stride = gather_per_thread(cv, ish);
     j.res = res;
     j.relu = relu;
-    j.scratch_per_thread = csac__conv_scratch_floats(cv, ish);
-    csac_pool_run(pool, gather_task, &j);
-    csac_pool_run(pool, conv_task, &j);
+    if (csac__conv_winograd(cv, ish)) {
+        j.wg = wgeom(cv, ish);
+        csac_pool_run(pool, wino_task, &j);
+    } else {
+        csac_pool_run(pool, conv_task, &j);
+    }
 }
 
 /* ---- max-pool ---- */
@@ -280,7 +777,8 @@ typedef struct {
 } pool_job;
 
 /* Per output row: elementwise max of the k*k input rows (vectorised), then
- * max over each run of k columns. */
+ * max over each run of k columns (k = 2: both in registers). Split by depth
+ * like the convs, so a thread pools the slices it computed. */
 static void maxpool_task(void *arg, int ith, int nth) {
     const pool_job *j = arg;
     int k = j->k, W = j->ish.w, ow_n = j->osh.w;
@@ -288,11 +786,32 @@ static void maxpool_task(void *arg, int ith, int nth) {
     float row[1024];
     csac_split((long)j->osh.c * j->osh.d, ith, nth, &lo, &hi);
     for (long u = lo; u < hi; u++) {
-        int c = (int)(u / j->osh.d), od = (int)(u % j->osh.d);
-        float *o = j->out + u * j->osh.h * ow_n;
+        int c = (int)(u % j->osh.c), od = (int)(u / j->osh.c);
+        float *o = j->out + ((long)c * j->osh.d + od) * j->osh.h * ow_n;
         const float *base = j->in + ((long)c * j->ish.d + (long)od * k) * ihw;
         int n = ow_n * k; /* input columns used */
         for (int oh = 0; oh < j->osh.h; oh++) {
+            if (k == 2) {
+                const float *r0 = base + (long)oh * 2 * W, *r1 = r0 + W, *r2 = r0 + ihw, *r3 = r2 + W;
+                float *orow = o + (long)oh * ow_n;
+                int x = 0;
+                for (; x + CSAC_VLEN <= ow_n; x += CSAC_VLEN) {
+                    int i = 2 * x, i2 = i + CSAC_VLEN;
+                    csac_vf a = csac_vmax(csac_vmax(csac_vmax(csac_vload(r0 + i), csac_vload(r1 + i)), csac_vload(r2 + i)),
+                                          csac_vload(r3 + i));
+                    csac_vf b = csac_vmax(csac_vmax(csac_vmax(csac_vload(r0 + i2), csac_vload(r1 + i2)), csac_vload(r2 + i2)),
+                                          csac_vload(r3 + i2));
+                    csac_vstore(orow + x, csac_vmax_pairs(a, b));
+                }
+                for (; x < ow_n; x++) {
+                    float m = r0[2 * x];
+                    const float *rs[4] = {r0, r1, r2, r3};
+                    for (int q = 0; q < 4; q++)
+                        for (int e = 0; e < 2; e++) m = rs[q][2 * x + e] > m ? rs[q][2 * x + e] : m;
+                    orow[x] = m;
+                }
+                continue;
+            }
             if (n <= 1024) {
                 const float *r0 = base + (long)oh * k * W;
                 memcpy(row, r0, sizeof(float) * n);

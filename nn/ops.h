@@ -13,33 +13,41 @@
 
 typedef struct csac__shape { int c, d, h, w; } csac__shape;
 
-/* Floats that every conv output tile may compute past the end of a buffer it
- * reads (the kernels only read this far past their own scratch buffers). */
+/* Floats a kernel may read past the end of a buffer (the conv reads this far
+ * past its own gather buffer, whose tail it zeroes). */
 #define CSAC__SLACK 64
 #define CSAC__MAX_K 7 /* largest conv kernel the kernels take */
 
+/* How a conv is computed: direct, or Winograd F(2x2, 3x3) over (h, w) for
+ * k = 3, stride 1 (any dilation). AUTO picks from the shapes; tests force one
+ * (WINOGRAD falls back to direct where it does not apply). */
+enum { CSAC__CONV_AUTO = 0, CSAC__CONV_DIRECT, CSAC__CONV_WINOGRAD };
+
 /* 3D convolution, cubic kernel k, the same padding and dilation on all axes,
- * stride per axis (d, h, w). Weights are packed by csac__conv_pack. */
+ * stride per axis (d, h, w). Weights are packed by csac__conv_pack for the
+ * input shape the conv runs on (the layout depends on the algorithm). */
 typedef struct csac__conv {
     int cin, cout, k, dil, pad;
     int stride[3];
-    const float *w; /* packed: [ceil(cout/CO)][cin][k^3][CO] */
+    const float *w; /* packed */
     const float *b; /* [cout], or NULL for no bias */
+    int algo;       /* CSAC__CONV_*; 0 = AUTO */
 } csac__conv;
 
 csac__shape csac__conv_out_shape(const csac__conv *cv, csac__shape in);
-size_t csac__conv_packed_floats(int cin, int cout, int k);
-/* w: PyTorch order [cout][cin][k][k][k] -> packed (zero rows for cout % CO). */
-void csac__conv_pack(const float *w, int cin, int cout, int k, float *packed);
-/* Working memory for one call: a shared gather buffer and one scratch tile
- * buffer per thread (floats). */
-size_t csac__conv_gather_floats(const csac__conv *cv, csac__shape in);
-size_t csac__conv_scratch_floats(const csac__conv *cv, csac__shape in);
+/* 1 when cv runs as Winograd on this input shape. */
+int csac__conv_winograd(const csac__conv *cv, csac__shape in);
+size_t csac__conv_packed_floats(const csac__conv *cv, csac__shape in);
+/* w: PyTorch order [cout][cin][k][k][k] -> packed for cv on input shape in. */
+void csac__conv_pack(const csac__conv *cv, csac__shape in, const float *w, float *packed);
+/* Working memory for one call with nth threads: the gather buffer (floats),
+ * one region per thread. */
+size_t csac__conv_gather_floats(const csac__conv *cv, csac__shape in, int nth);
 
-/* out = [relu](conv(in) + b [+ res]); res has out's shape (or is NULL).
- * scratch holds nth * csac__conv_scratch_floats. */
+/* out = [relu](conv(in) + b [+ res]); res has out's shape (or is NULL);
+ * gather holds csac__conv_gather_floats for the pool's thread count. */
 void csac__conv3d(csac_pool *pool, const csac__conv *cv, const float *in, csac__shape ish, float *out,
-                  const float *res, int relu, float *gather, float *scratch);
+                  const float *res, int relu, float *gather);
 
 /* Max-pool with kernel = stride = k on every axis (floor of odd sizes). */
 csac__shape csac__maxpool_out_shape(int k, csac__shape in);

@@ -36,49 +36,64 @@ typedef struct {
     const float *src;
     float *dst;
     int64_t sd[3], dd[3];
-    int f[3];
+    int f[3], o[3];
 } decim_job;
+
+/* Source voxels [lo, hi) of box I along an axis of n voxels. */
+static int64_t box_lo(int64_t I, int f, int o) { int64_t v = I * f - o; return v > 0 ? v : 0; }
+static int64_t box_hi(int64_t I, int f, int o, int64_t n) { int64_t v = (I + 1) * f - o; return v < n ? v : n; }
 
 static void decim_task(void *arg, int ith, int nth) {
     decim_job *J = arg;
     long lo, hi;
     csac_split((long)J->dd[2], ith, nth, &lo, &hi);
     const int64_t sd0 = J->sd[0], sd1 = J->sd[1], dd0 = J->dd[0], dd1 = J->dd[1];
-    const int f0 = J->f[0], f1 = J->f[1], f2 = J->f[2];
+    const int f0 = J->f[0], f1 = J->f[1], f2 = J->f[2], o0 = J->o[0], o1 = J->o[1], o2 = J->o[2];
+    const int64_t head = o0 ? (f0 - o0 < sd0 ? f0 - o0 : sd0) : 0; /* voxels of a partial first box */
     for (long K = lo; K < hi; K++) {
         float *out = J->dst + (size_t)K * (size_t)(dd0 * dd1);
         memset(out, 0, sizeof(float) * (size_t)(dd0 * dd1));
-        int64_t k0 = K * f2, k1 = k0 + f2 < J->sd[2] ? k0 + f2 : J->sd[2];
+        int64_t k0 = box_lo(K, f2, o2), k1 = box_hi(K, f2, o2, J->sd[2]);
         for (int64_t k = k0; k < k1; k++)
             for (int64_t j = 0; j < sd1; j++) {
                 const float *row = J->src + (size_t)(k * sd1 + j) * (size_t)sd0;
-                float *orow = out + (size_t)(j / f1) * (size_t)dd0;
-                int64_t full = sd0 / f0, I = 0, i = 0;
+                float *orow = out + (size_t)((j + o1) / f1) * (size_t)dd0;
+                int64_t i = 0, I = 0;
+                if (head) {
+                    float s = 0;
+                    for (; i < head; i++) s += row[i];
+                    orow[0] += s;
+                    I = 1;
+                }
+                const float *r = row + i;
+                float *o = orow + I;
+                int64_t full = (sd0 - i) / f0, b = 0;
                 switch (f0) { /* fixed trip counts unroll; the general case is rare */
-                case 1: for (; I < full; I++) orow[I] += row[I]; break;
-                case 2: for (; I < full; I++) orow[I] += row[2 * I] + row[2 * I + 1]; break;
-                case 3: for (; I < full; I++) orow[I] += row[3 * I] + row[3 * I + 1] + row[3 * I + 2]; break;
-                case 4: for (; I < full; I++) orow[I] += (row[4 * I] + row[4 * I + 1]) + (row[4 * I + 2] + row[4 * I + 3]); break;
+                case 1: for (; b < full; b++) o[b] += r[b]; break;
+                case 2: for (; b < full; b++) o[b] += r[2 * b] + r[2 * b + 1]; break;
+                case 3: for (; b < full; b++) o[b] += r[3 * b] + r[3 * b + 1] + r[3 * b + 2]; break;
+                case 4: for (; b < full; b++) o[b] += (r[4 * b] + r[4 * b + 1]) + (r[4 * b + 2] + r[4 * b + 3]); break;
                 default:
-                    for (; I < full; I++) {
+                    for (; b < full; b++) {
                         float s = 0;
-                        for (int t = 0; t < f0; t++) s += row[I * f0 + t];
-                        orow[I] += s;
+                        for (int t = 0; t < f0; t++) s += r[b * f0 + t];
+                        o[b] += s;
                     }
                 }
-                i = full * f0;
-                if (i < sd0) { /* partial last block */
+                i += full * f0;
+                I += full;
+                if (i < sd0) { /* partial last box */
                     float s = 0;
                     for (; i < sd0; i++) s += row[i];
                     orow[I] += s;
                 }
             }
-        /* mean: edge blocks hold fewer voxels */
+        /* mean: edge boxes hold fewer voxels */
         int64_t nk = k1 - k0;
         for (int64_t J1 = 0; J1 < dd1; J1++) {
-            int64_t nj = (J1 + 1) * f1 <= sd1 ? f1 : sd1 - J1 * f1;
+            int64_t nj = box_hi(J1, f1, o1, sd1) - box_lo(J1, f1, o1);
             for (int64_t I = 0; I < dd0; I++) {
-                int64_t ni = (I + 1) * f0 <= sd0 ? f0 : sd0 - I * f0;
+                int64_t ni = box_hi(I, f0, o0, sd0) - box_lo(I, f0, o0);
                 out[J1 * dd0 + I] /= (float)(ni * nj * nk);
             }
         }
@@ -264,19 +279,29 @@ int csac__volume_analyse(csac_ctx *ctx, csac_volume *vol) {
         int64_t f = (int64_t)floor(target / in->spacing[a] + 1e-6);
         if (f < 1) f = 1;
         if (f > in->dim[a]) f = in->dim[a];
+        /* Anchor the boxes at the same anatomical end of the axis whatever
+         * the storage order (LPS, RAS, flipped slices): the same scan stored
+         * mirrored then decimates to the mirrored volume and the same grid.
+         * An axis pointing to world -x/-y/-z (RAS+) gets its partial box
+         * first. */
+        int r = 0;
+        for (int w = 1; w < 3; w++)
+            if (fabs(in->vox2world[w][a]) > fabs(in->vox2world[r][a])) r = w;
+        int64_t rem = in->dim[a] % f;
         vol->dec_f[a] = (int)f;
-        vol->dec_dim[a] = (in->dim[a] + f - 1) / f;
+        vol->dec_off[a] = in->vox2world[r][a] < 0 && rem ? (int)(f - rem) : 0;
+        vol->dec_dim[a] = (in->dim[a] + vol->dec_off[a] + f - 1) / f;
         n *= (size_t)vol->dec_dim[a];
     }
     vol->dec = malloc(n * sizeof(float));
     if (!vol->dec) return csac__fail(ctx, CSAC_E_NOMEM, "out of memory for the decimated volume (%zu voxels)", n);
     decim_job J = {.src = vol->data, .dst = vol->dec};
-    for (int a = 0; a < 3; a++) { J.sd[a] = in->dim[a]; J.dd[a] = vol->dec_dim[a]; J.f[a] = vol->dec_f[a]; }
+    for (int a = 0; a < 3; a++) { J.sd[a] = in->dim[a]; J.dd[a] = vol->dec_dim[a]; J.f[a] = vol->dec_f[a]; J.o[a] = vol->dec_off[a]; }
     csac_pool_run(ctx->pool, decim_task, &J);
 
-    /* dec voxel I is centred on original voxel f*I + (f-1)/2 */
+    /* dec voxel I is centred on original voxel f*I - off + (f-1)/2 */
     double S[4][4] = {{0}};
-    for (int a = 0; a < 3; a++) { S[a][a] = vol->dec_f[a]; S[a][3] = 0.5 * (vol->dec_f[a] - 1); }
+    for (int a = 0; a < 3; a++) { S[a][a] = vol->dec_f[a]; S[a][3] = 0.5 * (vol->dec_f[a] - 1) - vol->dec_off[a]; }
     S[3][3] = 1;
     csac__mat44_mul(in->vox2world, S, vol->dec2world);
     if (!csac__mat44_inverse(vol->dec2world, vol->world2dec))

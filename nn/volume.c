@@ -501,26 +501,73 @@ enum { WHOLE_VOX = CHUNK / 4 }; /* voxels per in-place conversion step */
  * float for voxel i ends at 4i + 4, so converting front to back in steps whose
  * floats end before the step's own raw bytes never overwrites unread data;
  * the last few voxels (where a step would overlap) are copied to s->scratch. */
-static int gzip_whole(src_t *s, float *dst, size_t nvox, int sz, uint64_t need, conv_t *c) {
+typedef struct {
+    const uint8_t *vox; /* conversion phase: voxels [a, b) */
+    float *dst;
+    size_t a, b;
+    int sz, swap;
+    conv_t *cs;         /* one stats block per thread */
+} whole_job;
+
+static void convert_task(void *arg, int ith, int nth) {
+    whole_job *j = arg;
+    long lo, hi, nchunk = (long)((j->b - j->a + WHOLE_VOX - 1) / WHOLE_VOX);
+    csac_split(nchunk, ith, nth, &lo, &hi);
+    for (long q = lo; q < hi; q++) {
+        size_t t0 = j->a + (size_t)q * WHOLE_VOX, cnt = j->b - t0 < WHOLE_VOX ? j->b - t0 : WHOLE_VOX;
+        uint8_t *p = (uint8_t *)(uintptr_t)(j->vox + t0 * (size_t)j->sz);
+        if (j->swap && j->sz == 2) nifti_swap_2bytes((int64_t)cnt, p);
+        convert_chunk(p, cnt, j->dst + t0, &j->cs[ith]);
+    }
+}
+
+static int gzip_whole(csac_pool *pool, src_t *s, float *dst, size_t nvox, int sz, uint64_t need, conv_t *c) {
     if (sz > 2 || s->n < 18 || need > (uint64_t)nvox * 4 || need > SIZE_MAX) return 0;
     const uint8_t *t = s->buf + s->n - 4;
     uint32_t isize = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
     if (isize != (uint32_t)need) return 0;
+    int nth = csac_pool_size(pool);
+    conv_t *cs = malloc(sizeof(conv_t) * (size_t)nth);
     struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
-    if (!d) return 0;
+    if (!d || !cs) { libdeflate_free_decompressor(d); free(cs); return 0; }
     uint8_t *const base = (uint8_t *)dst;
     uint8_t *const raw = base + nvox * 4 - (size_t)need; /* the decompressed stream */
     size_t in_used = 0;
     enum libdeflate_result r = libdeflate_gzip_decompress_ex(d, s->buf, s->n, raw, (size_t)need, &in_used, NULL);
     libdeflate_free_decompressor(d);
-    if (r != LIBDEFLATE_SUCCESS || in_used != s->n) return 0;
+    if (r != LIBDEFLATE_SUCCESS || in_used != s->n) { free(cs); return 0; }
+    whole_job j;
+    memset(&j, 0, sizeof j);
 
-    const size_t usz = (size_t)sz;
-    const uint8_t *vox = raw + ((size_t)need - nvox * usz); /* = raw + vox_offset */
+    /* Voxel i's raw bytes start at V + sz*i (V = 4N - sz*N), its float ends
+     * at 4i + 4. With voxels [0, a) done, every voxel of [a, b) with
+     * 4b <= V + sz*a can be converted at once (its floats land on consumed
+     * raw bytes only), so the threads convert in phases of halving size; the
+     * serial loop below finishes the small rest. Stats merge exactly
+     * (integer sums, min, max), so the result does not depend on nth. */
+    const size_t usz = (size_t)sz, V = nvox * 4 - nvox * usz;
+    j.vox = base + V; j.dst = dst; j.sz = sz; j.swap = c->swap; j.cs = cs;
+    for (int i = 0; i < nth; i++) { cs[i] = *c; cs[i].isum = 0; cs[i].any = 0; }
     size_t done = 0;
+    for (;;) {
+        size_t b = (V + usz * done) / 4;
+        if (b > nvox) b = nvox;
+        if (b <= done || b - done < WHOLE_VOX) break;
+        j.a = done; j.b = b;
+        csac_pool_run(pool, convert_task, &j);
+        done = b;
+    }
+    for (int i = 0; i < nth; i++) {
+        if (!cs[i].any) continue;
+        if (!c->any || cs[i].mn < c->mn) c->mn = cs[i].mn;
+        if (!c->any || cs[i].mx > c->mx) c->mx = cs[i].mx;
+        c->isum += cs[i].isum;
+        c->any = 1;
+    }
+    free(cs);
     while (done < nvox) {
         size_t cnt = nvox - done < WHOLE_VOX ? nvox - done : WHOLE_VOX;
-        uint8_t *p = (uint8_t *)(uintptr_t)(vox + done * usz);
+        uint8_t *p = base + V + done * usz;
         if ((done + cnt) * 4 > (size_t)(p - base)) {
             /* the floats would reach this step's raw bytes: the rest is
              * < 2 * WHOLE_VOX voxels (<= CHUNK bytes), convert it from scratch */
@@ -628,7 +675,7 @@ static int read_impl(csac_ctx *ctx, src_t *s, csac_volume *vol) {
     c.scaled = h.slope != 0 && !(h.slope == 1 && h.inter == 0);
     c.fs = (float)h.slope; c.fi = (float)h.inter; c.ds = h.slope; c.di = h.inter;
     size_t done = 0;
-    if (s->gz && n_volumes == 1 && gzip_whole(s, vol->data, nvox, sz, need, &c)) done = nvox;
+    if (s->gz && n_volumes == 1 && gzip_whole(ctx->pool, s, vol->data, nvox, sz, need, &c)) done = nvox;
     while (done < nvox) {
         const uint8_t *p;
         size_t want = (nvox - done) * (size_t)sz;

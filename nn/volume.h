@@ -32,6 +32,7 @@ struct csac_volume {
     float *dec;
     int64_t dec_dim[3];
     int dec_f[3];
+    int dec_off[3];   /* boxes start at voxel -dec_off: anchored at the anatomical end, see preprocess.c */
     double dec2world[4][4];
     double world2dec[4][4];
 

@@ -3,6 +3,7 @@
 #   scripts/install-deps.sh build   compilers, cmake, emscripten (./serve.sh)
 #   scripts/install-deps.sh test    + python3-torch/numpy/scipy, chromium, npm test deps
 #   scripts/install-deps.sh train   + scikit-learn and matplotlib (train/evaluate.py)
+#   scripts/install-deps.sh fuzz    + clang and libFuzzer (scripts/fuzz.sh)
 # Uses apt-get as root, sudo otherwise, or prints the exact command to run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +15,9 @@ if [ "$mode" = test ] || [ "$mode" = train ]; then
 fi
 if [ "$mode" = train ]; then
   pkgs+=(python3-sklearn python3-matplotlib)
+fi
+if [ "$mode" = fuzz ]; then
+  pkgs+=(clang libclang-rt-14-dev)
 fi
 
 missing=()

@@ -5,6 +5,18 @@
 export const GRID = { D: 64, H: 128, W: 128 };
 export const N_FEATURES = 288;
 
+// The most the wasm heap can grow to: -sMAXIMUM_MEMORY in CMakeLists.txt
+// (tests/node/memory_budget.test.mjs checks that the two agree).
+export const HEAP_MAX_BYTES = 2 ** 31;
+const E_NOMEM = 2;
+
+// An allocation failure in the wasm heap, said as what it is: the scan (with
+// what the engine already holds) is more than the heap can ever hold.
+export function heapMessage(what) {
+  return `${what}: the scan does not fit in the ${HEAP_MAX_BYTES / 2 ** 20} MB memory of the WebAssembly engine ` +
+    '(a .nii.gz or a smaller scan may; the native CLI has no such limit)';
+}
+
 export class CsacError extends Error {
   constructor(code, status, message) {
     super(message);
@@ -43,6 +55,7 @@ export class Csac {
   buildInfo() { return this.M.UTF8ToString(this.M._csac_build_info()); }
 
   check(status) {
+    if (status === E_NOMEM) throw new CsacError(status, this.statusName(status), heapMessage(this.lastError()));
     if (status !== 0) throw new CsacError(status, this.statusName(status), this.lastError());
   }
 
@@ -50,7 +63,7 @@ export class Csac {
   withBytes(bytes, fn) {
     const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
     const ptr = this.M._malloc(Math.max(1, u8.length));
-    if (!ptr) throw new CsacError(2, 'CSAC_E_NOMEM', `cannot allocate ${u8.length} bytes in the wasm heap`);
+    if (!ptr) throw new CsacError(E_NOMEM, 'CSAC_E_NOMEM', heapMessage(`cannot allocate ${u8.length} bytes`));
     try {
       new Uint8Array(buffer(this.M), ptr, u8.length).set(u8);
       return fn(ptr, u8.length);
@@ -88,7 +101,7 @@ export class Csac {
     if (!out || !p) {
       M._free(out);
       M._free(p);
-      throw new CsacError(2, 'CSAC_E_NOMEM', `cannot allocate ${u8.length} bytes in the wasm heap`);
+      throw new CsacError(E_NOMEM, 'CSAC_E_NOMEM', heapMessage(`cannot allocate ${u8.length} bytes for the file`));
     }
     try {
       const t0 = now();

@@ -29,6 +29,7 @@ const SELFTEST_TOL = 1e-3;            // |logit - stored logit| allowed by the n
 const MAX_PLAIN_BYTES = 1.5 * 2 ** 30; // refuse gzip bombs before the C reader's own limits
 let eng = null;        // {csac, M, variant}
 let Csac = null;
+let heapMessage = (what) => what; // from csac-api.js
 let state = { model: { loaded: false } };
 let weightsBytes = null;
 
@@ -41,7 +42,7 @@ async function makeEngine(variant) {
   const mt = variant === 'mt';
   if (typeof (mt ? self.createCsacMT : self.createCsacST) !== 'function') importScripts(`${base}csac-${variant}.js`);
   const threads = mt ? Math.max(2, Math.min(self.navigator.hardwareConcurrency || 2, 8)) : 1;
-  if (!Csac) ({ Csac } = await import(`${base}csac-api.js`));
+  if (!Csac) ({ Csac, heapMessage } = await import(`${base}csac-api.js`));
   const M = await (mt ? createCsacMT : createCsacST)({
     locateFile: (f) => base + f,
     mainScriptUrlOrBlob: `${base}csac-${variant}.js`,
@@ -252,7 +253,7 @@ async function loadInput(src, id, useJsGunzip) {
   post({ type: 'progress', id, stage: 'reading', fraction: 0 });
   const bytes = new Uint8Array(await blob.arrayBuffer());
   const ptr = M._malloc(Math.max(1, bytes.length));
-  if (!ptr) throw Object.assign(new Error(`cannot allocate ${bytes.length} bytes in the wasm heap`), { status: 'CSAC_E_NOMEM' });
+  if (!ptr) throw Object.assign(new Error(heapMessage(`cannot allocate ${bytes.length} bytes for the file`)), { status: 'CSAC_E_NOMEM' });
   new Uint8Array(buf(M), ptr, bytes.length).set(bytes);
   return { ptr, n: bytes.length, gz, inflated: false };
 }
@@ -513,9 +514,10 @@ async function screen(msg) {
       }
     }
   } catch (e) {
-    // A C status leaves the engine usable; anything else (wasm trap, out of
-    // memory) may not, so the page starts a fresh worker (restart).
-    const restart = !(e && e.name === 'CsacError');
+    // A C status leaves the engine usable; anything else (wasm trap) may not,
+    // so the page starts a fresh worker (restart). Out of memory restarts it
+    // too: a wasm heap never shrinks, a fresh worker gives the memory back.
+    const restart = !(e && e.name === 'CsacError') || e.status === 'CSAC_E_NOMEM';
     post({ type: 'error', id, stage, message: errMsg(e), status: (e && e.status) || null, restart, timings_ms: T });
   } finally {
     try {

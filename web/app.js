@@ -165,7 +165,7 @@ async function screenFile(file) {
       note(`Cancelled (${file.name}).`);
       document.body.dataset.state = 'cancelled';
     } else {
-      const where = e.stage === 'reading' || e.stage === 'decompressing' ? 'Could not read' : 'Could not screen';
+      const where = ['reading', 'decompressing', 'parsing'].includes(e.stage) ? 'Could not read' : 'Could not screen';
       showError(`${where} ${file.name}: ${e.message}`, e);
       if (!viewer.vol) $('empty-msg').textContent = 'Open or drop another scan (.nii / .nii.gz).';
       document.body.dataset.state = 'error';
@@ -203,7 +203,9 @@ function showResult(r) {
   S.result = r;
   Object.assign(S.timings, r.timings_ms);
   if (r.probability == null) {
-    note(`Scan shown without a result: ${r.modelError}`);
+    // the result card stays hidden: the scan's warnings go in the note
+    const w = r.warnings && r.warnings.length ? ` Warnings about this scan: ${r.warnings.join('; ')}.` : '';
+    note(`Scan shown without a result: ${r.modelError}.${w}`);
   } else {
     $('result').hidden = false;
     $('prob').textContent = `${(r.probability * 100).toFixed(1)} %`;

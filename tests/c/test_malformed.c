@@ -7,7 +7,10 @@
  * and decompressed bytes; a gzip bomb stops at the header), unsupported
  * datatypes, bad offsets, scaling and geometry, non-finite voxels. It also
  * proves the out-of-distribution warnings (MR-like, normalised, short
- * coverage, thick slices) and that a valid file next to each case loads. */
+ * coverage, thick slices) and that a valid file next to each case loads.
+ * With --table it also prints each case as "T<tab>kind<tab>input<tab>status
+ * <tab>message" lines: tests/node/bad_input.test.mjs checks that native and
+ * wasm print the same rows and that docs/bad-input.md holds exactly them. */
 #include "csac.h"
 #include "nifti_make.h"
 #include "test.h"
@@ -55,6 +58,11 @@ static blob gz(blob in) {
 }
 
 static int n_cases;
+static int table; /* --table: machine-readable rows too */
+
+static void row(const char *kind, const char *what, const char *status, const char *msg) {
+    if (table) printf("T\t%s\t%s\t%s\t%s\n", kind, what, status, msg);
+}
 
 /* One case: status and a phrase of the message; the output stays NULL. */
 static void expect(csac_ctx *ctx, const char *what, blob f, int status, const char *phrase) {
@@ -66,6 +74,7 @@ static void expect(csac_ctx *ctx, const char *what, blob f, int status, const ch
     CHECK(vol == NULL, "%s: output not NULL on failure", what);
     if (st == CSAC_OK) csac_volume_free(vol);
     printf("  %-44s %-20s %s\n", what, csac_status_name(st), msg);
+    row("error", what, csac_status_name(st), msg);
     free(f.b);
     n_cases++;
 }
@@ -75,7 +84,8 @@ static void expect_warning(csac_ctx *ctx, const char *what, blob f, const char *
     int st = csac_volume_read_buffer(ctx, f.b, f.n, &vol);
     CHECK(st == CSAC_OK, "%s: %s", what, csac_last_error(ctx));
     int found = 0;
-    for (int i = 0; i < csac_volume_n_warnings(vol); i++) found |= strstr(csac_volume_warning(vol, i), phrase) != NULL;
+    for (int i = 0; i < csac_volume_n_warnings(vol); i++)
+        if (strstr(csac_volume_warning(vol, i), phrase) && !found++) row("warning", what, "CSAC_OK", csac_volume_warning(vol, i));
     CHECK(found, "%s: no warning with '%s' (first: '%s')", what, phrase, csac_volume_warning(vol, 0) ? csac_volume_warning(vol, 0) : "none");
     csac_volume_free(vol);
     free(f.b);
@@ -89,7 +99,8 @@ static blob raw_bytes(const void *p, size_t n) {
     return r;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    table = argc > 1 && !strcmp(argv[1], "--table");
     csac_params p = csac_default_params();
     csac_ctx *ctx = NULL;
     CHECK(csac_init(&p, &ctx) == CSAC_OK, "init");
@@ -316,8 +327,12 @@ int main(void) {
         csac_volume *vol = NULL;
         CHECK(csac_volume_read_buffer(ctx, NULL, 10, &vol) == CSAC_E_ARG && !vol, "NULL buffer");
         CHECK(csac_volume_read_file(ctx, NULL, &vol) == CSAC_E_ARG, "NULL path");
-        CHECK(csac_volume_read_file(ctx, "/nonexistent/scan.nii.gz", &vol) == CSAC_E_IO && strstr(csac_last_error(ctx), "cannot open"), "missing file: %s", csac_last_error(ctx));
-        CHECK(csac_volume_read_file(ctx, "/tmp", &vol) == CSAC_E_IO && strstr(csac_last_error(ctx), "directory"), "directory: %s", csac_last_error(ctx));
+        int st = csac_volume_read_file(ctx, "/nonexistent/scan.nii.gz", &vol);
+        CHECK(st == CSAC_E_IO && strstr(csac_last_error(ctx), "cannot open"), "missing file: %s", csac_last_error(ctx));
+        row("error", "a path that does not exist (CLI, node)", csac_status_name(st), csac_last_error(ctx));
+        st = csac_volume_read_file(ctx, "/tmp", &vol);
+        CHECK(st == CSAC_E_IO && strstr(csac_last_error(ctx), "directory"), "directory: %s", csac_last_error(ctx));
+        row("error", "a directory given as the file (CLI, node)", csac_status_name(st), csac_last_error(ctx));
         CHECK(csac_preprocess(ctx, NULL, NULL, NULL) == CSAC_E_ARG, "preprocess NULL");
         n_cases += 4;
     }

@@ -2,7 +2,8 @@
  * max-pool, global average pool, fully connected, sigmoid) matches a plain
  * reference implementation written here, on random shapes including odd
  * sizes and channel counts that are not a multiple of the register tile, with
- * kernel 1/3/5, dilation 1-3, stride 1, 2 and (1,2,2), and padding 0..dil*(k/2).
+ * kernel 1/3/5, dilation 1-3, stride 1, 2 and (1,2,2), and padding 0..dil*(k/2),
+ * plus the network's own conv geometries with fewer channels.
  * Tolerance: |y - ref| <= 1e-5 * (sum over the taps of |w*x| + |b| + |res|),
  * i.e. 1e-5 relative to the magnitude of the reduction (the reference sums in
  * double). Each op is also run on 1 and 3 threads: the results must be
@@ -80,34 +81,61 @@ static void test_conv(csac_pool *p1, csac_pool *p3, int trial) {
         cv.k = 3; cv.dil = 1; cv.pad = 1; cv.stride[0] = 1; cv.stride[1] = cv.stride[2] = 2;
         cv.cin = 1; cv.cout = 16; is = (csac__shape){1, 6, 17, 33};
     }
+    /* The network's conv geometries, scaled down in channels: output rows 4..64
+     * wide (whole vectors, vectors spanning rows, row ends), dilation 1-3 with
+     * "same" padding (kernel rows skipped at the top and bottom), stride 2. */
+    static const struct { int cin, cout, k, dil, s, d, h, w; } FIXED[] = {
+        {1, 8, 3, 1, 0, 4, 16, 128}, {3, 8, 3, 1, 1, 5, 32, 32}, {2, 5, 3, 2, 1, 4, 32, 32},
+        {2, 4, 3, 3, 1, 3, 32, 32},  {3, 9, 3, 1, 1, 6, 16, 16}, {4, 8, 3, 3, 1, 5, 16, 16},
+        {5, 8, 3, 1, 1, 8, 8, 8},    {4, 7, 3, 2, 1, 8, 8, 8},   {6, 8, 3, 1, 2, 8, 8, 8},
+        {8, 12, 3, 1, 1, 4, 4, 4},   {5, 6, 1, 1, 2, 8, 8, 8},   {3, 4, 3, 3, 1, 4, 4, 4},
+    };
+    enum { NFIXED = sizeof FIXED / sizeof FIXED[0] };
+    if (trial >= 1 && trial <= NFIXED) {
+        int f = trial - 1, s = FIXED[f].s;
+        cv.cin = FIXED[f].cin; cv.cout = FIXED[f].cout; cv.k = FIXED[f].k; cv.dil = FIXED[f].dil;
+        cv.pad = cv.dil * (cv.k / 2);
+        cv.stride[0] = s == 2 ? 2 : 1; /* s 0: (1,2,2) as in the stem */
+        cv.stride[1] = cv.stride[2] = s == 1 ? 1 : 2;
+        is = (csac__shape){cv.cin, FIXED[f].d, FIXED[f].h, FIXED[f].w};
+    }
     csac__shape os = csac__conv_out_shape(&cv, is);
     int has_b = irand(0, 3) > 0, relu = irand(0, 1), has_res = irand(0, 1);
     size_t nx = (size_t)is.c * is.d * is.h * is.w, ny = (size_t)os.c * os.d * os.h * os.w;
     size_t nw = (size_t)cv.cout * cv.cin * cv.k * cv.k * cv.k;
     float *x = alloc_rand(nx), *w = alloc_rand(nw), *b = alloc_rand((size_t)cv.cout), *res = alloc_rand(ny);
-    float *packed = malloc(sizeof(float) * csac__conv_packed_floats(cv.cin, cv.cout, cv.k));
-    csac__conv_pack(w, cv.cin, cv.cout, cv.k, packed);
-    cv.w = packed;
-    cv.b = has_b ? b : NULL;
-    float *gather = malloc(sizeof(float) * csac__conv_gather_floats(&cv, is));
-    float *scratch = malloc(sizeof(float) * csac__conv_scratch_floats(&cv, is) * 3);
     float *y1 = malloc(sizeof(float) * ny), *y3 = malloc(sizeof(float) * ny), *yr = malloc(sizeof(float) * ny);
     double *mag = malloc(sizeof(double) * ny);
     const float *r = has_res ? res : NULL;
-    csac__conv3d(p1, &cv, x, is, y1, r, relu, gather, scratch);
-    csac__conv3d(p3, &cv, x, is, y3, r, relu, gather, scratch);
+    cv.b = has_b ? b : NULL;
     ref_conv(&cv, w, x, is, r, relu, yr, mag);
-    double worst = 0;
-    size_t at = 0;
-    for (size_t i = 0; i < ny; i++) {
-        double e = fabs((double)y1[i] - yr[i]) / (mag[i] > 1e-30 ? mag[i] : 1e-30);
-        if (!(e <= worst)) { worst = e; at = i; }
+    /* every algorithm that applies: direct, and Winograd for k 3, stride 1 */
+    static const char *names[] = {"auto", "direct", "winograd"};
+    for (int algo = CSAC__CONV_DIRECT; algo <= CSAC__CONV_WINOGRAD; algo++) {
+        cv.algo = algo;
+        if (algo == CSAC__CONV_WINOGRAD && !csac__conv_winograd(&cv, is)) break;
+        float *packed = malloc(sizeof(float) * csac__conv_packed_floats(&cv, is));
+        csac__conv_pack(&cv, is, w, packed);
+        cv.w = packed;
+        size_t ng1 = csac__conv_gather_floats(&cv, is, 1), ng3 = csac__conv_gather_floats(&cv, is, 3);
+        float *gather = malloc(sizeof(float) * (ng1 > ng3 ? ng1 : ng3));
+        csac__conv3d(p1, &cv, x, is, y1, r, relu, gather);
+        csac__conv3d(p3, &cv, x, is, y3, r, relu, gather);
+        double worst = 0;
+        size_t at = 0;
+        for (size_t i = 0; i < ny; i++) {
+            double e = fabs((double)y1[i] - yr[i]) / (mag[i] > 1e-30 ? mag[i] : 1e-30);
+            if (!(e <= worst)) { worst = e; at = i; }
+        }
+        CHECK(worst <= 1e-5, "conv trial %d (%s): cin %d cout %d k %d dil %d pad %d stride (%d,%d,%d) in %dx%dx%d bias %d "
+              "res %d relu %d: rel err %.3g at %zu (%.9g vs %.9g)", trial, names[algo], cv.cin, cv.cout, cv.k, cv.dil,
+              cv.pad, cv.stride[0], cv.stride[1], cv.stride[2], is.d, is.h, is.w, has_b, has_res, relu, worst, at, y1[at],
+              yr[at]);
+        CHECK(memcmp(y1, y3, sizeof(float) * ny) == 0, "conv trial %d (%s): 1 vs 3 threads differ", trial, names[algo]);
+        free(packed);
+        free(gather);
     }
-    CHECK(worst <= 1e-5, "conv trial %d: cin %d cout %d k %d dil %d pad %d stride (%d,%d,%d) in %dx%dx%d bias %d res %d "
-          "relu %d: rel err %.3g at %zu (%.9g vs %.9g)", trial, cv.cin, cv.cout, cv.k, cv.dil, cv.pad, cv.stride[0],
-          cv.stride[1], cv.stride[2], is.d, is.h, is.w, has_b, has_res, relu, worst, at, y1[at], yr[at]);
-    CHECK(memcmp(y1, y3, sizeof(float) * ny) == 0, "conv trial %d: 1 vs 3 threads differ", trial);
-    free(x); free(w); free(b); free(res); free(packed); free(gather); free(scratch);
+    free(x); free(w); free(b); free(res);
     free(y1); free(y3); free(yr); free(mag);
 }
 
@@ -115,6 +143,7 @@ static void test_maxpool(csac_pool *p1, csac_pool *p3, int trial) {
     int k = irand(2, 4);
     csac__shape is = {irand(1, 5), irand(k, 11), irand(k, 13), irand(k, 17)};
     if (trial == 0) is = (csac__shape){2, 2, 3, 2101}; /* rows wider than the kernel's row buffer */
+    if (trial == 1) k = 2, is = (csac__shape){3, 5, 7, 75}; /* k 2, rows of whole AVX-512 vectors and a tail */
     csac__shape os = csac__maxpool_out_shape(k, is);
     size_t nx = (size_t)is.c * is.d * is.h * is.w, ny = (size_t)os.c * os.d * os.h * os.w;
     float *x = alloc_rand(nx), *y1 = malloc(sizeof(float) * ny), *y3 = malloc(sizeof(float) * ny);
