@@ -8,7 +8,8 @@
  *
  * Fast path (gzip_whole): a single-member .nii.gz of 1- or 2-byte voxels is
  * decompressed by libdeflate in one call (~3x faster than zlib) into the tail
- * of the float32 volume and converted in place, front to back; anything else,
+ * of the float32 volume and converted in place by the pool's threads, in
+ * phases that only overwrite consumed bytes; anything else,
  * and any stream libdeflate rejects, takes the zlib path, which gives every
  * error message. */
 #include "volume.h"
@@ -505,8 +506,8 @@ typedef struct {
     const uint8_t *vox; /* conversion phase: voxels [a, b) */
     float *dst;
     size_t a, b;
-    int sz, swap;
-    conv_t *cs;         /* one stats block per thread */
+    int sz;
+    conv_t *cs;         /* one stats block per thread (copies of the caller's) */
 } whole_job;
 
 static void convert_task(void *arg, int ith, int nth) {
@@ -516,7 +517,7 @@ static void convert_task(void *arg, int ith, int nth) {
     for (long q = lo; q < hi; q++) {
         size_t t0 = j->a + (size_t)q * WHOLE_VOX, cnt = j->b - t0 < WHOLE_VOX ? j->b - t0 : WHOLE_VOX;
         uint8_t *p = (uint8_t *)(uintptr_t)(j->vox + t0 * (size_t)j->sz);
-        if (j->swap && j->sz == 2) nifti_swap_2bytes((int64_t)cnt, p);
+        if (j->cs[ith].swap && j->sz == 2) nifti_swap_2bytes((int64_t)cnt, p);
         convert_chunk(p, cnt, j->dst + t0, &j->cs[ith]);
     }
 }
@@ -546,7 +547,7 @@ static int gzip_whole(csac_pool *pool, src_t *s, float *dst, size_t nvox, int sz
      * serial loop below finishes the small rest. Stats merge exactly
      * (integer sums, min, max), so the result does not depend on nth. */
     const size_t usz = (size_t)sz, V = nvox * 4 - nvox * usz;
-    j.vox = base + V; j.dst = dst; j.sz = sz; j.swap = c->swap; j.cs = cs;
+    j.vox = base + V; j.dst = dst; j.sz = sz; j.cs = cs;
     for (int i = 0; i < nth; i++) { cs[i] = *c; cs[i].isum = 0; cs[i].any = 0; }
     size_t done = 0;
     for (;;) {
