@@ -111,11 +111,27 @@ typedef struct {
 } dgeom;
 
 /* Per slice along axis c, flood the air from the slice border: M_OUTSIDE.
- * Remaining air is M_ENCLOSED. */
-static void mark_outside_air(const float *v, uint8_t *m, const dgeom *g, int c, uint32_t *queue) {
-    int a = c == 0 ? 1 : 0, b = c == 2 ? 1 : 2;
+ * Remaining air is M_ENCLOSED. Slices are independent: threads take
+ * contiguous runs of them, each with its own queue (na*nb entries). */
+typedef struct {
+    const float *v;
+    uint8_t *m;
+    const dgeom *g;
+    int c;
+    uint32_t *queues;
+} outside_job;
+
+static void mark_outside_air(void *arg, int ith, int nth) {
+    const outside_job *J = arg;
+    const float *v = J->v;
+    uint8_t *m = J->m;
+    const dgeom *g = J->g;
+    int c = J->c, a = c == 0 ? 1 : 0, b = c == 2 ? 1 : 2;
     int64_t na = g->n[a], nb = g->n[b];
-    for (int64_t s = 0; s < g->n[c]; s++) {
+    uint32_t *queue = J->queues + (size_t)ith * (size_t)(na * nb);
+    long lo, hi;
+    csac_split((long)g->n[c], ith, nth, &lo, &hi);
+    for (int64_t s = lo; s < hi; s++) {
         size_t base = (size_t)s * g->st[c];
         size_t qh = 0, qt = 0;
         for (int64_t u = 0; u < na; u++)
@@ -143,23 +159,27 @@ static void mark_outside_air(const float *v, uint8_t *m, const dgeom *g, int c, 
 }
 
 /* 3D flood of enclosed air from seed, relabelling from -> to; returns the
- * size. 32-bit index arithmetic: the caller checked N < 2^32. */
-static size_t flood3d(uint8_t *m, const dgeom *g, uint32_t seed, uint8_t from, uint8_t to, uint32_t *queue) {
-    const uint32_t n0 = (uint32_t)g->n[0], n1 = (uint32_t)g->n[1], n2 = (uint32_t)g->n[2];
-    const uint32_t s1 = n0, s2 = n0 * n1;
+ * size. 32-bit index arithmetic: the caller checked N < 2^32. 'from' voxels
+ * (enclosed air and what it became) never lie on their slice's border, where
+ * mark_outside_air marked all air outside, so only the neighbours along the
+ * slice axis c need a range check. */
+static size_t flood3d(uint8_t *m, const dgeom *g, int c, uint32_t seed, uint8_t from, uint8_t to, uint32_t *queue) {
+    const uint32_t st[3] = {(uint32_t)g->st[0], (uint32_t)g->st[1], (uint32_t)g->st[2]};
+    const uint32_t sc = st[c], nc = (uint32_t)g->n[c], a = st[c == 0 ? 1 : 0], b = st[c == 2 ? 1 : 2];
+    const uint32_t N = sc * nc; /* c == 2: the whole volume */
     size_t qh = 0, qt = 0;
     m[seed] = to;
     queue[qt++] = seed;
     while (qh < qt) {
         uint32_t x = queue[qh++];
-        uint32_t k = x / s2, r = x - k * s2, j = r / s1, i = r - j * s1;
-#define VISIT(cond, y) do { if ((cond) && m[y] == from) { m[y] = to; queue[qt++] = (y); } } while (0)
-        VISIT(i > 0, x - 1);
-        VISIT(i + 1 < n0, x + 1);
-        VISIT(j > 0, x - s1);
-        VISIT(j + 1 < n1, x + s1);
-        VISIT(k > 0, x - s2);
-        VISIT(k + 1 < n2, x + s2);
+        uint32_t kc = c == 2 ? 0 : (x / sc) % nc; /* position along c (c == 2: compare x itself) */
+#define VISIT(y) do { uint32_t y_ = (y); if (m[y_] == from) { m[y_] = to; queue[qt++] = y_; } } while (0)
+        VISIT(x - a);
+        VISIT(x + a);
+        VISIT(x - b);
+        VISIT(x + b);
+        if (c == 2 ? x >= sc : kc > 0) VISIT(x - sc);
+        if (c == 2 ? x + sc < N : kc + 1 < nc) VISIT(x + sc);
 #undef VISIT
     }
     return qt;
@@ -178,15 +198,19 @@ static int find_centre(csac_ctx *ctx, csac_volume *vol) {
     g.st[2] = (size_t)(g.n[0] * g.n[1]);
     size_t N = (size_t)(g.n[0] * g.n[1] * g.n[2]);
     if (N >= UINT32_MAX) return csac__fail(ctx, CSAC_E_LIMIT, "decimated volume of %zu voxels is too large to analyse", N);
+    int nth = csac_pool_size(ctx->pool);
+    size_t slice = (size_t)(N / (size_t)g.n[vol->slice_axis]);
     uint8_t *m = calloc(N, 1);
-    uint32_t *queue = malloc(sizeof(uint32_t) * N);
+    /* the 3D floods need N entries; the per-slice floods one slice per thread */
+    uint32_t *queue = malloc(sizeof(uint32_t) * (N > slice * (size_t)nth ? N : slice * (size_t)nth));
     if (!m || !queue) {
         free(m); free(queue);
         return csac__fail(ctx, CSAC_E_NOMEM, "out of memory analysing the volume");
     }
     const float *v = vol->dec;
     int c = vol->slice_axis;
-    mark_outside_air(v, m, &g, c, queue);
+    outside_job oj = {v, m, &g, c, queue};
+    csac_pool_run(ctx->pool, mark_outside_air, &oj);
 
     double vox_ml = 1e-3;
     for (int a = 0; a < 3; a++) vox_ml *= vol->info.spacing[a] * vol->dec_f[a];
@@ -196,7 +220,7 @@ static int find_centre(csac_ctx *ctx, csac_volume *vol) {
     size_t *sizes = malloc(capseeds * sizeof *sizes);
     for (size_t x = 0; x < N && seeds && sizes; x++)
         if (m[x] == M_ENCLOSED) {
-            size_t sz = flood3d(m, &g, (uint32_t)x, M_ENCLOSED, M_SEEN, queue);
+            size_t sz = flood3d(m, &g, c, (uint32_t)x, M_ENCLOSED, M_SEEN, queue);
             if (sz > largest) largest = sz;
             if (nseeds == capseeds) {
                 capseeds *= 2;
@@ -217,7 +241,7 @@ static int find_centre(csac_ctx *ctx, csac_volume *vol) {
     if ((double)largest * vox_ml >= LUNG_MIN_ML) {
         size_t keep = (size_t)ceil(LUNG_MIN_COMPONENT_FRAC * (double)largest);
         for (size_t q = 0; q < nseeds; q++)
-            if (sizes[q] >= keep) flood3d(m, &g, seeds[q], M_SEEN, M_LUNG, queue);
+            if (sizes[q] >= keep) flood3d(m, &g, c, seeds[q], M_SEEN, M_LUNG, queue);
         /* cross-section of the lungs per slice along c */
         int64_t ns = g.n[c];
         size_t *area = calloc((size_t)ns, sizeof(size_t));

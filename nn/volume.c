@@ -22,6 +22,7 @@
 
 #include "libdeflate.h"
 #include "nifti2_io.h"
+#include "pinflate.h"
 #include "zlib.h"
 
 #include <sys/stat.h>
@@ -37,6 +38,7 @@ enum { CHUNK = 1 << 18 }; /* 256 KiB, a multiple of every voxel size */
 
 typedef struct {
     const uint8_t *buf;
+    uint8_t *wbuf;         /* buf, when it may be patched in place (else NULL) */
     size_t n, pos;         /* input bytes and read position (plain)    */
     int gz;
     z_stream zs;
@@ -44,6 +46,7 @@ typedef struct {
     uint64_t produced;     /* decompressed bytes handed out so far      */
     uint8_t *scratch;      /* CHUNK bytes                               */
     int zerr;              /* zlib error, if any                        */
+    int inflate_parts;     /* threads that inflated the gzip fast path  */
     const char *zmsg;
 } src_t;
 
@@ -522,6 +525,20 @@ static void convert_task(void *arg, int ith, int nth) {
     }
 }
 
+/* Bytes before the deflate data of a gzip member (0: not a header we take). */
+static size_t gzip_header_len(const uint8_t *b, size_t n) {
+    if (n < 18 || b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 || (b[3] & 0xe0)) return 0;
+    size_t p = 10;
+    if (b[3] & 4) p += 2 + ((size_t)b[10] | (size_t)b[11] << 8);
+    for (int f = 8; f <= 16; f += 8)
+        if (b[3] & f) {
+            while (p < n && b[p]) p++;
+            p++;
+        }
+    if (b[3] & 2) p += 2;
+    return p + 8 < n ? p : 0;
+}
+
 static int gzip_whole(csac_pool *pool, src_t *s, float *dst, size_t nvox, int sz, uint64_t need, conv_t *c) {
     if (sz > 2 || s->n < 18 || need > (uint64_t)nvox * 4 || need > SIZE_MAX) return 0;
     const uint8_t *t = s->buf + s->n - 4;
@@ -529,14 +546,23 @@ static int gzip_whole(csac_pool *pool, src_t *s, float *dst, size_t nvox, int sz
     if (isize != (uint32_t)need) return 0;
     int nth = csac_pool_size(pool);
     conv_t *cs = malloc(sizeof(conv_t) * (size_t)nth);
-    struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
-    if (!d || !cs) { libdeflate_free_decompressor(d); free(cs); return 0; }
+    if (!cs) return 0;
     uint8_t *const base = (uint8_t *)dst;
     uint8_t *const raw = base + nvox * 4 - (size_t)need; /* the decompressed stream */
-    size_t in_used = 0;
-    enum libdeflate_result r = libdeflate_gzip_decompress_ex(d, s->buf, s->n, raw, (size_t)need, &in_used, NULL);
-    libdeflate_free_decompressor(d);
-    if (r != LIBDEFLATE_SUCCESS || in_used != s->n) { free(cs); return 0; }
+    /* several threads when the input may be patched (nn/pinflate.c), else
+     * (or if that path declines) one libdeflate call */
+    size_t hl = s->wbuf && nth > 1 ? gzip_header_len(s->buf, s->n) : 0;
+    uint32_t crc = hl ? (uint32_t)t[-4] | (uint32_t)t[-3] << 8 | (uint32_t)t[-2] << 16 | (uint32_t)t[-1] << 24 : 0;
+    s->inflate_parts = 1;
+    if (!hl || !csac__pinflate(pool, s->wbuf + hl, s->n - hl, raw, (size_t)need, crc, base, (size_t)(raw - base),
+                                CSAC__PINFLATE_MIN_PART, &s->inflate_parts)) {
+        struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+        if (!d) { free(cs); return 0; }
+        size_t in_used = 0;
+        enum libdeflate_result r = libdeflate_gzip_decompress_ex(d, s->buf, s->n, raw, (size_t)need, &in_used, NULL);
+        libdeflate_free_decompressor(d);
+        if (r != LIBDEFLATE_SUCCESS || in_used != s->n) { free(cs); return 0; }
+    }
     whole_job j;
     memset(&j, 0, sizeof j);
 
@@ -758,7 +784,8 @@ static int read_impl(csac_ctx *ctx, src_t *s, csac_volume *vol) {
     return CSAC_OK;
 }
 
-static int read_buffer_checked(csac_ctx *ctx, const uint8_t *buf, size_t n, csac_volume **out) {
+/* wbuf: buf itself when the reader may patch it in place (and restore it), else NULL */
+static int read_buffer_checked(csac_ctx *ctx, const uint8_t *buf, uint8_t *wbuf, size_t n, csac_volume **out) {
     double t0 = csac__now_ms();
     if (n == 0) return csac__fail(ctx, CSAC_E_FORMAT, "not a NIfTI file: the input is empty (0 bytes)");
     if ((uint64_t)n > ctx->params.max_file_bytes)
@@ -767,6 +794,7 @@ static int read_buffer_checked(csac_ctx *ctx, const uint8_t *buf, size_t n, csac
     src_t s;
     memset(&s, 0, sizeof s);
     s.buf = buf;
+    s.wbuf = wbuf;
     s.n = n;
     s.gz = n >= 2 && buf[0] == 0x1f && buf[1] == 0x8b;
     s.scratch = malloc(CHUNK); /* gzip output, or byte-swapped plain data */
@@ -786,6 +814,7 @@ static int read_buffer_checked(csac_ctx *ctx, const uint8_t *buf, size_t n, csac
         return st;
     }
     vol->ms_inflate = csac__now_ms() - t0;
+    vol->inflate_parts = s.inflate_parts;
     *out = vol;
     return CSAC_OK;
 }
@@ -806,7 +835,7 @@ static int finish(csac_ctx *ctx, int st, csac_volume **out) {
 int csac_volume_read_buffer(csac_ctx *ctx, const void *buf, size_t n, csac_volume **out) {
     if (out) *out = NULL;
     if (!ctx || !out || (!buf && n)) return csac__fail(ctx, CSAC_E_ARG, "csac_volume_read_buffer: NULL argument");
-    return finish(ctx, read_buffer_checked(ctx, buf, n, out), out);
+    return finish(ctx, read_buffer_checked(ctx, buf, NULL, n, out), out);
 }
 
 int csac_volume_read_buffer_take(csac_ctx *ctx, void *buf, size_t n, csac_volume **out) {
@@ -815,7 +844,7 @@ int csac_volume_read_buffer_take(csac_ctx *ctx, void *buf, size_t n, csac_volume
         free(buf);
         return csac__fail(ctx, CSAC_E_ARG, "csac_volume_read_buffer_take: NULL argument");
     }
-    int st = read_buffer_checked(ctx, buf, n, out);
+    int st = read_buffer_checked(ctx, buf, buf, n, out);
     free(buf); /* before the analysis: the compressed bytes and the analysis buffers never coexist */
     return finish(ctx, st, out);
 }
@@ -843,11 +872,12 @@ int csac_volume_read_file(csac_ctx *ctx, const char *path, csac_volume **out) {
 #ifdef CSAC_HAVE_MMAP
     /* map instead of copying: the pages are file-backed and can be dropped */
     if (size > 0) {
-        void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fileno(f), 0);
+        /* writable and private: the reader may patch a few bytes (copy-on-write, never the file) */
+        void *m = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fileno(f), 0);
         if (m != MAP_FAILED) {
             madvise(m, (size_t)size, MADV_SEQUENTIAL);
             fclose(f);
-            st = read_buffer_checked(ctx, m, (size_t)size, out);
+            st = read_buffer_checked(ctx, m, m, (size_t)size, out);
             munmap(m, (size_t)size);
             return finish(ctx, st, out);
         }
@@ -864,7 +894,7 @@ int csac_volume_read_file(csac_ctx *ctx, const char *path, csac_volume **out) {
         free(buf);
         return csac__fail(ctx, CSAC_E_IO, "read error on '%s' (%zu of %lld bytes)", path, rd, size);
     }
-    st = read_buffer_checked(ctx, buf, (size_t)size, out);
+    st = read_buffer_checked(ctx, buf, buf, (size_t)size, out);
     free(buf);
     return finish(ctx, st, out);
 }

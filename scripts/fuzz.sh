@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh build                  only build the targets (build/fuzz/)
 #   scripts/fuzz.sh merge TARGET [MAXBYTES] add to fuzz/corpus/TARGET the working-corpus files (up to
 #                                          MAXBYTES, default 4096) that reach new edges (-merge=1), to commit
-# TARGET: nifti_header, nifti_data, safetensors, load_preprocess (or fuzz_<name>).
+# TARGET: nifti_header, nifti_data, safetensors, load_preprocess, pinflate (or fuzz_<name>).
 # One fuzzer process at a time (no -jobs/-workers): the machine has 2 cores.
 # Fuzzing reads the committed corpus fuzz/corpus/TARGET/ (only merge writes it); new inputs
 # go to build/fuzz/corpus/TARGET/, findings to build/fuzz/artifacts/TARGET/,
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=build/fuzz
-ALL=(fuzz_nifti_header fuzz_nifti_data fuzz_safetensors fuzz_load_preprocess)
+ALL=(fuzz_nifti_header fuzz_nifti_data fuzz_safetensors fuzz_load_preprocess fuzz_pinflate)
 
 usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
@@ -37,7 +37,7 @@ name() { case $1 in fuzz_*) echo "$1" ;; *) echo "fuzz_$1" ;; esac; }
 
 # per target: libFuzzer's largest input (the header target stays small to be fast)
 max_len() { case $1 in fuzz_nifti_header) echo 4096 ;; fuzz_safetensors) echo 32768 ;; *) echo 65536 ;; esac; }
-dict() { case $1 in fuzz_safetensors) echo fuzz/safetensors.dict ;; *) echo fuzz/nifti.dict ;; esac; }
+dict() { case $1 in fuzz_safetensors) echo -dict=fuzz/safetensors.dict ;; fuzz_pinflate) ;; *) echo -dict=fuzz/nifti.dict ;; esac; }
 
 run() { # target seconds
   local t=$1 secs=$2 log work art
@@ -51,7 +51,7 @@ run() { # target seconds
   set +e
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "$B/$t" "$work" "fuzz/corpus/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-    -max_len="$(max_len "$t")" -dict="$(dict "$t")" -artifact_prefix="$art/" -print_final_stats=1 \
+    -max_len="$(max_len "$t")" $(dict "$t") -artifact_prefix="$art/" -print_final_stats=1 \
     ${FUZZ_ARGS:-} >"$log" 2>&1
   local rc=$?
   set -e
@@ -88,7 +88,7 @@ case $1 in
     rm -rf "$cand"
     echo "fuzz/corpus/$t: $(ls "fuzz/corpus/$t" | wc -l) files, $(cat "fuzz/corpus/$t"/* | wc -c) bytes"
     ;;
-  all|fuzz_*|nifti_header|nifti_data|safetensors|load_preprocess)
+  all|fuzz_*|nifti_header|nifti_data|safetensors|load_preprocess|pinflate)
     secs=${2:-60}
     build
     if [ "$1" = all ]; then targets=("${ALL[@]}"); else targets=("$(name "$1")"); fi

@@ -303,11 +303,13 @@ async function inflateToHeap(blob, id) {
   }
 }
 
+// Takes the heap buffer (the C reader frees it, also on error): it may patch
+// it in place to inflate a .gz on all threads, and frees it before the analysis.
 function readVolume(ptr, n) {
   const { csac, M } = eng;
   const out = M._malloc(4);
   try {
-    csac.check(M._csac_volume_read_buffer(csac.ctx, ptr, n, out));
+    csac.check(M._csac_volume_read_buffer_take(csac.ctx, ptr, n, out));
     return new Uint32Array(buf(M), out, 1)[0];
   } finally {
     M._free(out);
@@ -451,9 +453,9 @@ async function screen(msg) {
     stage = input.gz && !input.inflated ? 'decompressing' : 'parsing';
     post({ type: 'progress', id, stage });
     t = now();
-    vptr = readVolume(input.ptr, input.n);
-    M._free(input.ptr);
+    const taken = input;
     input = null;
+    vptr = readVolume(taken.ptr, taken.n);
     T.read = now() - t; // C reader: inflate (unless done above) + parse + HU
     const info = volumeInfo(vptr);
     const dims = info.dim.map(Number);
