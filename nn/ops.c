@@ -13,17 +13,19 @@
  * - Winograd F(2x2, 3x3) over (h, w) for k = 3, stride 1 (see wino_task),
  *   chosen where it measured faster: without FMA (wasm), 16 instead of 36
  *   multiplies per 2x2 outputs win; with FMA, direct does.
- * Threads split the (depth slice, channel block) units with a fixed
- * partition; each gathers (and transforms) the input slices under its own
- * units into its own ring buffer as it reaches them, so one conv is one
- * barrier and the data stay in that core's cache. No reduction is split, and
- * every output's summation order is fixed: any thread count gives the same
- * bits.
+ * Threads claim (depth slice, channel block) units in chunks, in order, from
+ * a shared counter (a descheduled thread delays one chunk, not half the
+ * layer); each gathers (and transforms) the input slices under its units
+ * into its own ring buffer as it reaches them, so one conv is one barrier
+ * and the data stay in that core's cache. No reduction is split, and every
+ * output's summation order is fixed: any thread count, and whichever thread
+ * takes a unit, gives the same bits.
  */
 #include "ops.h"
 
 #include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "simd.h"
@@ -135,7 +137,28 @@ typedef struct {
     size_t gather_stride; /* floats per thread in gather */
     const float *res;
     int relu;
+    atomic_long next;     /* the next unclaimed unit (output slice x channel block) */
 } conv_job;
+
+/* Units are claimed in chunks from a shared counter rather than split up
+ * front: a thread that the host descheduled holds up only its chunk, not a
+ * fixed half of the layer. Each unit is computed the same way whichever
+ * thread takes it, so results stay bitwise identical; a thread's chunks come
+ * in increasing order, so its gather ring only moves forward. */
+enum { CHUNKS_PER_THREAD = 6 };
+
+static int claim(conv_job *j, long total, long chunk, long *lo, long *hi) {
+    long a = atomic_fetch_add_explicit(&j->next, chunk, memory_order_relaxed);
+    if (a >= total) return 0;
+    *lo = a;
+    *hi = a + chunk < total ? a + chunk : total;
+    return 1;
+}
+
+static long chunk_units(long total, int nth) {
+    long c = total / ((long)nth * CHUNKS_PER_THREAD);
+    return c > 0 ? c : 1;
+}
 
 static void zero_floats(float *dst, long n) {
     long i = 0, nv = n - n % CSAC_VLEN;
@@ -390,7 +413,7 @@ static void conv_tile_any(const conv_job *j, const tile_ctx *x, const conv_tile 
 }
 
 static void conv_task(void *arg, int ith, int nth) {
-    const conv_job *j = arg;
+    conv_job *j = arg;
     const csac__conv *cv = j->cv;
     const conv_geom *g = &j->g;
     int k = cv->k, kvol = k * k * k, ncot = (cv->cout + CO - 1) / CO;
@@ -402,9 +425,7 @@ static void conv_task(void *arg, int ith, int nth) {
             int a = kh * cv->dil, b = kw * cv->dil;
             hw_off[kh * k + kw] = (long)((a % sh) * sw + b % sw) * g->hq * g->wq + (long)(a / sh) * g->wq + b / sw;
         }
-    long lo, hi;
-    csac_split((long)j->osh.d * ncot, ith, nth, &lo, &hi);
-    if (lo >= hi) return;
+    long lo, hi, total = (long)j->osh.d * ncot, chunk = chunk_units(total, nth);
     /* Each thread gathers the input depths of its output slices into its own
      * ring of span slices [ci][depth % span], as the slices reach them: no
      * barrier between gather and conv, and the planes stay in this core's
@@ -412,29 +433,35 @@ static void conv_task(void *arg, int ith, int nth) {
     int span = cv->dil * (k - 1) + 1;
     long cs = (long)span * g->ps;
     float *gb = j->gather + (size_t)ith * j->gather_stride;
-    zero_floats(gb, cv->cin * cs + CSAC__SLACK);
-    int od0 = (int)(lo / ncot), dnext = od0 * sd - cv->pad > 0 ? od0 * sd - cv->pad : 0;
-    for (int od = od0; od <= (int)((hi - 1) / ncot); od++) {
-        if (dnext < od * sd - cv->pad) dnext = od * sd - cv->pad; /* depth stride > span: skip unread slices */
-        for (; dnext < j->ish.d && dnext < od * sd - cv->pad + span; dnext++)
-            for (int ci = 0; ci < cv->cin; ci++)
-                gather_plane(j, ci, dnext, gb + ci * cs + (dnext % span) * g->ps, sh, sw, g->hq, g->wq);
-        long kd_off[CSAC__MAX_K];
-        int kd_idx[CSAC__MAX_K];
-        tile_ctx x = {gb, cs, NULL, kd_off, kd_idx, 0, od, 0, hw_off};
-        for (int kd = 0; kd < k; kd++) {
-            int id = od * sd + kd * cv->dil - cv->pad;
-            if (id < 0 || id >= j->ish.d) continue;
-            kd_off[x.nkd] = (long)(id % span) * g->ps;
-            kd_idx[x.nkd++] = kd;
+    int zeroed = 0, dnext = 0;
+    while (claim(j, total, chunk, &lo, &hi)) {
+        if (!zeroed) {
+            zero_floats(gb, cv->cin * cs + CSAC__SLACK);
+            zeroed = 1;
         }
-        long c0 = (long)od * ncot < lo ? lo - (long)od * ncot : 0, c1 = (long)(od + 1) * ncot > hi ? hi - (long)od * ncot : ncot;
-        for (x.cot = (int)c0; x.cot < c1; x.cot++) {
-            x.w = cv->w + (size_t)x.cot * cv->cin * kvol * CO;
-            vec_walk vw = {j->osh.h, j->osh.w, g->wq, k, cv->dil, sh, cv->pad, j->ish.h, 0, 0, 0, 0};
-            conv_tile tl;
-            walk_start(&vw);
-            while (next_tile(&vw, &tl)) conv_tile_any(j, &x, &tl);
+        int od0 = (int)(lo / ncot);
+        for (int od = od0; od <= (int)((hi - 1) / ncot); od++) {
+            if (dnext < od * sd - cv->pad) dnext = od * sd - cv->pad; /* a gap (chunks, depth stride > span): skip unread slices */
+            for (; dnext < j->ish.d && dnext < od * sd - cv->pad + span; dnext++)
+                for (int ci = 0; ci < cv->cin; ci++)
+                    gather_plane(j, ci, dnext, gb + ci * cs + (dnext % span) * g->ps, sh, sw, g->hq, g->wq);
+            long kd_off[CSAC__MAX_K];
+            int kd_idx[CSAC__MAX_K];
+            tile_ctx x = {gb, cs, NULL, kd_off, kd_idx, 0, od, 0, hw_off};
+            for (int kd = 0; kd < k; kd++) {
+                int id = od * sd + kd * cv->dil - cv->pad;
+                if (id < 0 || id >= j->ish.d) continue;
+                kd_off[x.nkd] = (long)(id % span) * g->ps;
+                kd_idx[x.nkd++] = kd;
+            }
+            long c0 = (long)od * ncot < lo ? lo - (long)od * ncot : 0, c1 = (long)(od + 1) * ncot > hi ? hi - (long)od * ncot : ncot;
+            for (x.cot = (int)c0; x.cot < c1; x.cot++) {
+                x.w = cv->w + (size_t)x.cot * cv->cin * kvol * CO;
+                vec_walk vw = {j->osh.h, j->osh.w, g->wq, k, cv->dil, sh, cv->pad, j->ish.h, 0, 0, 0, 0};
+                conv_tile tl;
+                walk_start(&vw);
+                while (next_tile(&vw, &tl)) conv_tile_any(j, &x, &tl);
+            }
         }
     }
 }
@@ -685,13 +712,11 @@ static inline __attribute__((always_inline)) void wino_block(const conv_job *j, 
 }
 
 static void wino_task(void *arg, int ith, int nth) {
-    const conv_job *j = arg;
+    conv_job *j = arg;
     const csac__conv *cv = j->cv;
     const wino_geom *g = &j->wg;
     int cin = cv->cin, dil = cv->dil, ncot = (cv->cout + CO - 1) / CO, ring = 2 * dil + 1;
-    long lo, hi;
-    csac_split((long)j->osh.d * ncot, ith, nth, &lo, &hi);
-    if (lo >= hi) return;
+    long lo, hi, total = (long)j->osh.d * ncot, chunk = chunk_units(total, nth);
     /* V[tile block][depth % ring][xi][ci][NV vectors]: the input depths of
      * the current output slice, each gathered (a plane at a time) and
      * transformed once, when the slices reach it; small enough to stay in
@@ -700,41 +725,48 @@ static void wino_task(void *arg, int ith, int nth) {
     float *tmp = j->gather + (size_t)ith * j->gather_stride;
     float *vbuf = tmp + round16((size_t)g->ps + CSAC__SLACK);
     int *tab = (int *)(vbuf + round16((size_t)g->ntb * stb));
-    wino_tiles(g, j->osh.h, j->osh.w, tab);
-    int od0 = (int)(lo / ncot), dnext = od0 - cv->pad > 0 ? od0 - cv->pad : 0;
-    /* per output slice and tile block, every channel block of this thread's
-     * units: the block's V stays in cache while U changes */
-    for (int od = od0; od <= (int)((hi - 1) / ncot); od++) {
-        for (; dnext < j->ish.d && dnext <= od - cv->pad + 2 * dil; dnext++)
-            for (int ci = 0; ci < cin; ci++) {
-                gather_plane(j, ci, dnext, tmp, g->s, g->s, g->hq, g->wq);
-                wino_input(g, tab, tmp, vbuf + (dnext % ring) * sd + ci * nvv, sxi, stb);
-            }
-        long c0 = (long)od * ncot < lo ? lo - (long)od * ncot : 0, c1 = (long)(od + 1) * ncot > hi ? hi - (long)od * ncot : ncot;
-        wino_ctx x;
-        x.od = od;
-        x.nkd = x.kd0 = 0;
-        for (int kd = 0; kd < 3; kd++) { /* valid kd: a contiguous range */
-            int id = od + kd * dil - cv->pad;
-            if (id < 0 || id >= j->ish.d) continue;
-            if (!x.nkd) x.kd0 = kd;
-            x.koff[x.nkd++] = (id % ring) * sd;
+    int tabbed = 0, dnext = 0;
+    while (claim(j, total, chunk, &lo, &hi)) {
+        if (!tabbed) {
+            wino_tiles(g, j->osh.h, j->osh.w, tab);
+            tabbed = 1;
         }
-        x.sxi = sxi;
-        x.tab = tab;
-        for (x.tb = 0; x.tb < g->ntb; x.tb++) {
-            x.v = vbuf + x.tb * stb;
-            for (x.cot = (int)c0; x.cot < c1; x.cot++) {
-                x.u = cv->w + ((size_t)x.cot * 16 * 3 + (x.nkd ? x.kd0 : 0)) * cin * CO;
-                switch (g->ntv - x.tb * NV) { /* vectors in this block: a constant per instance */
-                case 1: wino_block(j, &x, 1); break;
-#if NV >= 3
-                case 2: wino_block(j, &x, 2); break;
-#endif
-#if NV >= 4
-                case 3: wino_block(j, &x, 3); break;
-#endif
-                default: wino_block(j, &x, NV); break;
+        int od0 = (int)(lo / ncot);
+        /* per output slice and tile block, every channel block of this thread's
+         * units: the block's V stays in cache while U changes */
+        for (int od = od0; od <= (int)((hi - 1) / ncot); od++) {
+            if (dnext < od - cv->pad) dnext = od - cv->pad; /* after a gap: skip slices no unit here reads */
+            for (; dnext < j->ish.d && dnext <= od - cv->pad + 2 * dil; dnext++)
+                for (int ci = 0; ci < cin; ci++) {
+                    gather_plane(j, ci, dnext, tmp, g->s, g->s, g->hq, g->wq);
+                    wino_input(g, tab, tmp, vbuf + (dnext % ring) * sd + ci * nvv, sxi, stb);
+                }
+            long c0 = (long)od * ncot < lo ? lo - (long)od * ncot : 0, c1 = (long)(od + 1) * ncot > hi ? hi - (long)od * ncot : ncot;
+            wino_ctx x;
+            x.od = od;
+            x.nkd = x.kd0 = 0;
+            for (int kd = 0; kd < 3; kd++) { /* valid kd: a contiguous range */
+                int id = od + kd * dil - cv->pad;
+                if (id < 0 || id >= j->ish.d) continue;
+                if (!x.nkd) x.kd0 = kd;
+                x.koff[x.nkd++] = (id % ring) * sd;
+            }
+            x.sxi = sxi;
+            x.tab = tab;
+            for (x.tb = 0; x.tb < g->ntb; x.tb++) {
+                x.v = vbuf + x.tb * stb;
+                for (x.cot = (int)c0; x.cot < c1; x.cot++) {
+                    x.u = cv->w + ((size_t)x.cot * 16 * 3 + (x.nkd ? x.kd0 : 0)) * cin * CO;
+                    switch (g->ntv - x.tb * NV) { /* vectors in this block: a constant per instance */
+                    case 1: wino_block(j, &x, 1); break;
+    #if NV >= 3
+                    case 2: wino_block(j, &x, 2); break;
+    #endif
+    #if NV >= 4
+                    case 3: wino_block(j, &x, 3); break;
+    #endif
+                    default: wino_block(j, &x, NV); break;
+                    }
                 }
             }
         }
@@ -754,6 +786,7 @@ void csac__conv3d(csac_pool *pool, const csac__conv *cv, const float *in, csac__
     j.gather_stride = gather_per_thread(cv, ish);
     j.res = res;
     j.relu = relu;
+    atomic_init(&j.next, 0);
     if (csac__conv_winograd(cv, ish)) {
         j.wg = wgeom(cv, ish);
         csac_pool_run(pool, wino_task, &j);

@@ -2,7 +2,8 @@
  * threadpool.h - threads created once per context; each job runs fn(arg, ith,
  * nth) on every thread (the caller is thread 0) and returns when all are done,
  * so one csac_pool_run is one barrier. Kernels split their work by ith/nth
- * with a fixed partition, so results do not depend on timing.
+ * with a fixed partition, or (convs) claim units whose results do not depend
+ * on which thread computes them: either way results do not depend on timing.
  */
 #ifndef CSAC_THREADPOOL_H
 #define CSAC_THREADPOOL_H
