@@ -51,7 +51,11 @@ async function oursWasm(e2e) {
           // ms: to the Grad-CAM map (what docs/heatmaps.md times); the resample to every original slice apart
           return {
             ms: t2 - t0, logit: r.logit, probability: r.probability,
-            stages: { read: T.read, preprocess: T.preprocess, forward: T.forward, gradcam: t2 - t1, resample: t3 - t2 },
+            stages: {
+              read: T.read, 'read: inflate + HU': vol.info.read_ms.inflate, 'of which gunzip': vol.info.read_ms.gunzip,
+              'read: analyse': vol.info.read_ms.analyse,
+              preprocess: T.preprocess, forward: T.forward, gradcam: t2 - t1, resample: t3 - t2,
+            },
           };
         } finally {
           vol.free();

@@ -122,7 +122,8 @@ int csac_cli_preprocess(int argc, char **argv) {
         double mb = (double)(in.dim[0] * in.dim[1] * in.dim[2]) * (in.datatype == 2 || in.datatype == 256 ? 1 : in.datatype == 4 || in.datatype == 512 ? 2 : in.datatype == 64 ? 8 : 4) / 1e6;
         printf("threads %d\n", csac_n_threads(ctx));
         printf("read      %8.1f ms  (gunzip + convert to HU %.1f, decimate + find lungs %.1f)\n", t1 - t0, vol->ms_inflate, vol->ms_analyse);
-        if (vol->inflate_parts > 1) printf("          gzip inflated in %d parallel parts\n", vol->inflate_parts);
+        if (vol->ms_gunzip > 0)
+            printf("          of which gunzip %.1f ms (%d part%s in parallel)\n", vol->ms_gunzip, vol->inflate_parts, vol->inflate_parts > 1 ? "s" : "");
         printf("resample  %8.1f ms\n", t2 - t1);
         printf("total     %8.1f ms  (read + resample)\n", t2 - t0);
         printf("write     %8.1f ms\n", t3 - t2);

@@ -43,6 +43,7 @@ struct csac_volume {
     double ms_inflate;         /* read + gunzip + convert to HU               */
     double ms_analyse;         /* decimate + body/lung detection              */
     int inflate_parts;         /* gzip inflated in this many parallel parts (1: serial) */
+    double ms_gunzip;          /* of ms_inflate, the gzip fast path's inflate alone (0: other paths) */
 
     int n_warnings;
     char warnings[CSAC__MAX_WARNINGS][CSAC__WARNING_LEN];

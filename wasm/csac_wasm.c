@@ -4,6 +4,7 @@
  * else is called directly (see exports.txt). Buffers are the caller's.
  */
 #include "csac.h"
+#include "volume.h" /* the read timings: diagnostics, not API */
 
 #include <emscripten/emscripten.h>
 #include <stdio.h>
@@ -73,8 +74,9 @@ EMSCRIPTEN_KEEPALIVE int csac_wasm_volume_json(const csac_volume *vol, char *b, 
     for (int r = 0; r < 4; r++)
         for (int c = 0; c < 4; c++)
             n += snprintf(b + n, ROOM, "%.9g%s", in.vox2world[r][c], r == 3 && c == 3 ? "]," : ",");
-    n += snprintf(b + n, ROOM, "\"hu_min\":%.6g,\"hu_max\":%.6g,\"hu_mean\":%.6g,\"warnings\":[", in.hu_min,
-                  in.hu_max, in.hu_mean);
+    n += snprintf(b + n, ROOM, "\"hu_min\":%.6g,\"hu_max\":%.6g,\"hu_mean\":%.6g,", in.hu_min, in.hu_max, in.hu_mean);
+    n += snprintf(b + n, ROOM, "\"read_ms\":{\"inflate\":%.3f,\"gunzip\":%.3f,\"analyse\":%.3f,\"inflate_parts\":%d},\"warnings\":[",
+                  vol->ms_inflate, vol->ms_gunzip, vol->ms_analyse, vol->inflate_parts);
     int nw = csac_volume_n_warnings(vol);
     for (int i = 0; i < nw; i++) {
         n += snprintf(b + n, ROOM, "%s\"", i ? "," : "");
