@@ -24,6 +24,7 @@
 #include "volume.h"
 
 #include <stdio.h>
+#include <unistd.h>
 
 static uint32_t lcg(uint32_t *s) { return *s = *s * 1664525u + 1013904223u; }
 
@@ -138,7 +139,7 @@ static void streams(void) {
         free(d);
     }
     if (csac_pool_size(pools[0]) >= 2)
-        CHECK(usual > 0 && split_usual == usual, "CT and text, levels 1/6/9, default/filtered: split %d of %d", split_usual, usual);
+        CHECK(usual > 0 && split_usual == usual, "CT and text, levels 1/6/9, default/filtered/sync-flushed, 2 threads: split %d of %d", split_usual, usual);
     printf("pinflate: %d of %d usual streams split\n", split_usual, usual);
 
     /* one flipped bit: in part 0, in part 1, in the trailer's CRC */
@@ -180,7 +181,8 @@ static void reader(void) {
     uint8_t *b = mk_nifti(&s, d, nvox, &nb);
     uint8_t *gz = gzip_with(b, nb, 1, Z_DEFAULT_STRATEGY, 0, &gzn);
     CHECK(gzn > 2 * (size_t)CSAC__PINFLATE_MIN_PART, "test volume too small to split: %zu bytes", gzn);
-    const char *path = "/tmp/csac_test_pinflate.nii.gz";
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/csac_test_pinflate_%d.nii.gz", (int)getpid()); /* suites may overlap */
     FILE *f = fopen(path, "wb");
     CHECK(f && fwrite(gz, 1, gzn, f) == gzn, "cannot write %s", path);
     if (f) fclose(f);
