@@ -127,7 +127,10 @@ int csac_volume_read_file(csac_ctx *ctx, const char *path, csac_volume **out);
  * buffer is not kept: it may be freed as soon as this returns. */
 int csac_volume_read_buffer(csac_ctx *ctx, const void *buf, size_t n, csac_volume **out);
 /* The same, taking ownership of a malloc'd buffer: it is freed as soon as the
- * voxels are decoded (lower peak memory in the browser), also on failure. */
+ * voxels are decoded (lower peak memory in the browser), also on failure.
+ * Owning it, the reader may also patch it, which lets a .nii.gz inflate on
+ * all of the context's threads (so does csac_volume_read_file; the const
+ * buffer above inflates on one). */
 int csac_volume_read_buffer_take(csac_ctx *ctx, void *buf, size_t n, csac_volume **out);
 void csac_volume_free(csac_volume *vol);
 
