@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../tests/c/nifti_make.h" /* mk_gzip_ex: the tests' gzip writer */
 #include "csac.h"
 #include "zlib.h"
 
@@ -48,21 +49,7 @@ static inline csac_ctx *fuzz_ctx(uint64_t file_bytes, uint64_t raw_bytes, uint64
 
 /* gzip of in[0, n) at level (0..9); malloc'd, NULL on failure. */
 static inline uint8_t *fuzz_gzip(const uint8_t *in, size_t n, int level, size_t *out_n) {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return NULL;
-    size_t cap = deflateBound(&z, (uLong)n) + 64;
-    uint8_t *o = malloc(cap);
-    if (o) {
-        z.next_in = (Bytef *)(uintptr_t)in;
-        z.avail_in = (uInt)n;
-        z.next_out = o;
-        z.avail_out = (uInt)cap;
-        if (deflate(&z, Z_FINISH) != Z_STREAM_END) { free(o); o = NULL; }
-        else *out_n = cap - z.avail_out;
-    }
-    deflateEnd(&z);
-    return o;
+    return mk_gzip_ex(in, n, level, Z_DEFAULT_STRATEGY, 0, out_n);
 }
 
 /* Input byte 0 picks how the rest reaches the reader (mutating compressed

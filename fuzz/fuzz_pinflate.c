@@ -40,35 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t *in = NULL;
     size_t n = 0;
     if (data[0] & 1) {
-        const uint8_t *pl = data + 7;
-        size_t pn = size - 7;
-        z_stream z;
-        memset(&z, 0, sizeof z);
-        if (deflateInit2(&z, data[1] % 10, Z_DEFLATED, -15, 8, data[2] % 5) != Z_OK) return 0;
-        size_t every = 64 * ((size_t)data[3] + 1), cap = deflateBound(&z, (uLong)pn) + (pn / every + 1) * 16 + 1024;
-        in = malloc(cap + 8);
-        z.next_out = in;
-        z.avail_out = (uInt)cap;
-        int r = Z_OK;
-        for (size_t at = 0; r == Z_OK;) {
-            size_t step = pn - at > every ? every : pn - at;
-            z.next_in = (Bytef *)(uintptr_t)(pl + at);
-            z.avail_in = (uInt)step;
-            at += step;
-            r = deflate(&z, at < pn ? Z_SYNC_FLUSH : Z_FINISH);
-        }
-        n = cap - z.avail_out;
-        deflateEnd(&z);
-        if (r != Z_STREAM_END) { /* out of room: the harness's limit, not a finding */
-            free(in);
-            return 0;
-        }
-        uint32_t crc = (uint32_t)crc32(0, pl, (uInt)pn), len = (uint32_t)pn;
-        for (int i = 0; i < 4; i++) {
-            in[n + (size_t)i] = (uint8_t)(crc >> (8 * i));
-            in[n + 4 + (size_t)i] = (uint8_t)(len >> (8 * i));
-        }
-        n += 8;
+        size_t gn = 0;
+        in = mk_gzip_ex(data + 7, size - 7, data[1] % 10, data[2] % 5, 64 * ((size_t)data[3] + 1), &gn);
+        if (!in) return 0; /* out of room: the harness's limit, not a finding */
+        n = gn - 10;       /* zlib's 10-byte gzip header off: deflate data + trailer */
+        memmove(in, in + 10, n);
         size_t at = ((size_t)data[4] | (size_t)data[5] << 8) % n;
         in[at] ^= data[6];
     } else {

@@ -268,7 +268,7 @@ typedef struct {
     size_t sh_cap;
     int sh_owned;
     uint32_t crc;         /* of the bytes after the window (or of part 0)    */
-    int ok;
+    int found, done;      /* step 1 found a start and a clean point; step 2 decoded */
 } part_t;
 
 typedef struct {
@@ -314,7 +314,7 @@ static void find_task(void *arg, int ith, int nth) {
         pt->last = ended;
         pt->b = b;
         pt->p = br_tell(&r);
-        pt->ok = 1;
+        pt->found = 1;
         return;
     }
 }
@@ -386,7 +386,7 @@ static void inflate_task(void *arg, int ith, int nth) {
         if (libdeflate_deflate_decompress_ex(d, j->in, nin, j->out, j->need, NULL, &got) == LIBDEFLATE_SUCCESS) {
             pt->got = got;
             pt->crc = libdeflate_crc32(0, j->out, got);
-            pt->ok = 2;
+            pt->done = 1;
         }
     } else if (!pt->last) {
         /* [stored block: the clean window][align block][input bytes from P_k
@@ -415,12 +415,12 @@ static void inflate_task(void *arg, int ith, int nth) {
             got >= WSIZE && (!lastpart || used - e + p8 == j->end)) { /* the last part ends at the trailer */
             pt->got = got - WSIZE;
             pt->crc = libdeflate_crc32(0, pt->dst + WSIZE, pt->got);
-            pt->ok = 2;
+            pt->done = 1;
         }
     } else {
         pt->got = 0;
         pt->crc = 0;
-        pt->ok = 2;
+        pt->done = 1;
     }
     libdeflate_free_decompressor(d);
 }
@@ -486,7 +486,7 @@ int csac__pinflate(csac_pool *pool, uint8_t *in, size_t n, uint8_t *out, size_t 
     /* parts in order, each clean point before the next part's start */
     for (int k = 1; k < np; k++) {
         part_t *pt = &j->part[k];
-        if (!pt->ok || pt->b <= j->part[k - 1].b + 64 || (pt->last && k != np - 1)) goto done;
+        if (!pt->found || pt->b <= j->part[k - 1].b + 64 || (pt->last && k != np - 1)) goto done;
         if (k > 1 && j->part[k - 1].p + 64 > pt->b) goto done;
         if (k == 1 && (pt->p >> 3) <= (pt->b >> 3) + 3) goto done; /* part 1 reads past the patch */
         if (pt->last && (pt->p + 7) >> 3 != j->end) goto done;       /* the final block must end at the trailer */
@@ -536,10 +536,9 @@ int csac__pinflate(csac_pool *pool, uint8_t *in, size_t n, uint8_t *out, size_t 
         memcpy(saved, in + (b1 >> 3), 3);
         patched = 1;
         stop_block(in, b1);
-        for (int k = 0; k < np; k++) j->part[k].ok = j->part[k].ok ? 1 : 0;
         csac_pool_run(pool, inflate_task, j);
     }
-    for (int k = 0; k < np; k++) if (j->part[k].ok != 2) goto done;
+    for (int k = 0; k < np; k++) if (!j->part[k].done) goto done;
 
     /* step 3: resolve, place, check */
     {

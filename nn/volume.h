@@ -42,7 +42,7 @@ struct csac_volume {
 
     double ms_inflate;         /* read + gunzip + convert to HU               */
     double ms_analyse;         /* decimate + body/lung detection              */
-    int inflate_parts;         /* gzip inflated in this many parallel parts (1: serial) */
+    int inflate_parts;         /* gzip fast path inflated in this many parallel parts (1: serially; 0: not that path) */
     double ms_gunzip;          /* of ms_inflate, the gzip fast path's inflate alone (0: other paths) */
 
     int n_warnings;

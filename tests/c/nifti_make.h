@@ -113,21 +113,37 @@ static inline uint8_t *mk_nifti(const mk_spec *s, const void *data, size_t data_
     return b;
 }
 
-/* gzip (RFC 1952) of a buffer. */
-static inline uint8_t *mk_gzip(const uint8_t *in, size_t n, size_t *out_n) {
+/* gzip (RFC 1952) of a buffer at a zlib level and strategy, malloc'd, NULL
+ * on failure (also used by the fuzz harnesses); flush_every > 0:
+ * a Z_SYNC_FLUSH (an empty stored block, as pigz writes between its chunks)
+ * after every flush_every input bytes. */
+static inline uint8_t *mk_gzip_ex(const uint8_t *in, size_t n, int level, int strategy, size_t flush_every, size_t *out_n) {
     z_stream z;
     memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return NULL;
-    size_t cap = deflateBound(&z, (uLong)n) + 64;
+    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, strategy) != Z_OK) return NULL;
+    size_t cap = deflateBound(&z, (uLong)n) + 64 + (flush_every ? (n / flush_every + 1) * 16 + 1024 : 0);
     uint8_t *o = malloc(cap);
     if (!o) { deflateEnd(&z); return NULL; }
-    z.next_in = (Bytef *)(uintptr_t)in; z.avail_in = (uInt)n;
-    z.next_out = o; z.avail_out = (uInt)cap;
-    int r = deflate(&z, Z_FINISH);
+    z.next_out = o;
+    z.avail_out = (uInt)cap;
+    int r = Z_OK;
+    size_t at = 0;
+    do {
+        size_t step = flush_every && n - at > flush_every ? flush_every : n - at;
+        z.next_in = (Bytef *)(uintptr_t)(in + at);
+        z.avail_in = (uInt)step;
+        at += step;
+        r = deflate(&z, at < n ? Z_SYNC_FLUSH : Z_FINISH);
+    } while (r == Z_OK);
     *out_n = cap - z.avail_out;
     deflateEnd(&z);
     if (r != Z_STREAM_END) { free(o); return NULL; }
     return o;
+}
+
+/* gzip of a buffer: level 1, one deflate stream. */
+static inline uint8_t *mk_gzip(const uint8_t *in, size_t n, size_t *out_n) {
+    return mk_gzip_ex(in, n, 1, Z_DEFAULT_STRATEGY, 0, out_n);
 }
 
 /* Encodes HU values into datatype dt with HU = stored*slope + inter

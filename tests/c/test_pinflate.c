@@ -61,30 +61,6 @@ static uint8_t *make_data(int kind, size_t n, int noise) {
     return d;
 }
 
-/* flush_every > 0: a Z_SYNC_FLUSH (an empty stored block, as pigz writes
- * between its chunks) after every flush_every input bytes */
-static uint8_t *gzip_with(const uint8_t *in, size_t n, int level, int strategy, size_t flush_every, size_t *out_n) {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, strategy) != Z_OK) return NULL;
-    size_t cap = deflateBound(&z, (uLong)n) + 64 + (flush_every ? n / flush_every * 8 + 8 : 0);
-    uint8_t *o = malloc(cap);
-    z.next_out = o;
-    z.avail_out = (uInt)cap;
-    int r = Z_OK;
-    for (size_t at = 0; r == Z_OK;) {
-        size_t step = flush_every && n - at > flush_every ? flush_every : n - at;
-        z.next_in = (Bytef *)(uintptr_t)(in + at);
-        z.avail_in = (uInt)step;
-        at += step;
-        r = deflate(&z, at < n ? Z_SYNC_FLUSH : Z_FINISH);
-    }
-    *out_n = cap - z.avail_out;
-    deflateEnd(&z);
-    if (r != Z_STREAM_END) { free(o); return NULL; }
-    return o;
-}
-
 static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
 /* Runs csac__pinflate on a copy of gz's deflate data (zlib writes a 10-byte
@@ -119,7 +95,7 @@ static void streams(void) {
                 if (k != KIND_TEXT && li == 2) continue; /* level 9: text only (slow on the rest, same block layout as 6) */
                 if ((k == KIND_RANDOM || k == KIND_ZEROS) && li != 1) continue; /* one level is enough */
                 size_t gzn;
-                uint8_t *gz = gzip_with(d, N, levels[li], si == 5 ? Z_DEFAULT_STRATEGY : strat[si], si == 5 ? 100000 : 0, &gzn);
+                uint8_t *gz = mk_gzip_ex(d, N, levels[li], si == 5 ? Z_DEFAULT_STRATEGY : strat[si], si == 5 ? 100000 : 0, &gzn);
                 CHECK(gz != NULL, "zlib failed");
                 if (!gz) continue;
                 for (int p = 0; p < 3; p++) {
@@ -145,7 +121,7 @@ static void streams(void) {
     /* one flipped bit: in part 0, in part 1, in the trailer's CRC */
     uint8_t *d = make_data(KIND_CT, N, 4);
     size_t gzn;
-    uint8_t *gz = gzip_with(d, N, 6, Z_DEFAULT_STRATEGY, 0, &gzn);
+    uint8_t *gz = mk_gzip_ex(d, N, 6, Z_DEFAULT_STRATEGY, 0, &gzn);
     size_t at[5] = {100, gzn / 4, gzn / 2 + 777, gzn * 3 / 4, gzn - 6};
     for (int i = 0; i < 5 && csac_pool_size(pools[0]) >= 2; i++) {
         gz[at[i]] ^= 0x10;
@@ -179,7 +155,7 @@ static void reader(void) {
     s.inter = -1024;
     size_t nb, gzn;
     uint8_t *b = mk_nifti(&s, d, nvox, &nb);
-    uint8_t *gz = gzip_with(b, nb, 1, Z_DEFAULT_STRATEGY, 0, &gzn);
+    uint8_t *gz = mk_gzip_ex(b, nb, 1, Z_DEFAULT_STRATEGY, 0, &gzn);
     CHECK(gzn > 2 * (size_t)CSAC__PINFLATE_MIN_PART, "test volume too small to split: %zu bytes", gzn);
     char path[64];
     snprintf(path, sizeof path, "/tmp/csac_test_pinflate_%d.nii.gz", (int)getpid()); /* suites may overlap */
