@@ -3,6 +3,9 @@
 # generates the training set (C preprocessing through train/csac.py), then
 # trains CSAC-Net-3D and the plain 3D ResNet baseline side by side on one GPU.
 #   N=1200 EPOCHS=60 MINUTES=6 OUT=out train/device_train.sh
+# DEADLINE=S (seconds from start) instead of MINUTES: train for what is left
+# after generation, and fit the cosine schedule's length to it (--fit-epochs).
+# TRAIN_ARGS: more train.py options for every run (e.g. "--aux-lesion 0.5").
 # Needs: python3 with torch (CUDA), numpy, scipy, pillow; a libcsac.so built
 # for the machine (CSAC_LIB; cmake -B build/portable -DCSAC_NATIVE_ARCH=OFF).
 set -euo pipefail
@@ -17,8 +20,13 @@ t0=$(date +%s)
   --keep-volumes none --preview 0 --tensors yes --real-frac "${REAL_FRAC:-0.2}" | tail -1 > "$OUT/gen_summary.json"
 cp "$work/train/features.csv" "$OUT/train_features.csv"
 echo "generated $N cases in $(( $(date +%s) - t0 )) s"
+fit=()
+if [ -n "${DEADLINE:-}" ]; then # leave ~75 s for loading, the layout probe and the export
+  MINUTES=$("$PY" -c "print(round(($DEADLINE - $(( $(date +%s) - t0 )) - 75) / 60, 2))"); fit=(--fit-epochs)
+  echo "training for $MINUTES min"
+fi
 common=(--data "$work/train" --device "${DEVICE:-cuda}" --batch "${BATCH:-10}" --epochs "$EPOCHS" \
-        --max-minutes "$MINUTES" --patience "${PATIENCE:-40}" --seed 0)
+        --max-minutes "$MINUTES" --patience "${PATIENCE:-40}" --seed 0 "${fit[@]}" ${TRAIN_ARGS:-})
 # Several runs share the GPU: "arch:lr" pairs; the best CSAC-Net run (val AUC) ships.
 pids=()
 for cfg in ${CONFIGS:-csac:1e-3}; do

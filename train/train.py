@@ -6,12 +6,14 @@ model-grid tensors that the C preprocessing wrote (train/synth/generate.py).
 Recipe as in Yao et al. 2021: Adam, lr 1e-3, batch 10, up to 75 epochs, with
 augmentation by random scaling 0.9-1.1, horizontal and vertical flips and
 rotation -15..15 degrees (applied to the model-grid tensor, in-plane); early
-stopping on the validation AUC. Checkpoints every epoch (out/ckpt.pt) and
-resumes from it. Fixed seeds. At the end the best epoch is exported with BN
-folded: out/csac.safetensors (and out/best.pt).
+stopping on the validation AUC. Added for short GPU budgets (weights/MODEL_CARD.md):
+He init, zero-init residual BN, warm-up + cosine schedule (--sched, --fit-epochs).
+Checkpoints every epoch (out/ckpt.pt) and resumes from it. Fixed seeds. At the
+end the best epoch is exported with BN folded: out/csac.safetensors (and out/best.pt).
 """
 import argparse
 import contextlib
+import copy
 import csv
 import json
 import math
@@ -25,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from csacnet import CSACNet3D, fold_bn  # noqa: E402
+from csacnet import N_FEATURES, CSACNet3D, fold_bn  # noqa: E402
 import export as csac_export  # noqa: E402
 
 
@@ -40,17 +42,53 @@ class ResNet3D(nn.Module):
         self.stage3, self.stage4 = ref.stage3, ref.stage4
         self.fc1, self.fc2, self.fc3 = nn.Linear(128, 128), nn.Linear(128, 64), nn.Linear(64, 1)
 
-    def forward(self, x):
+    def forward(self, x, taps=None):
         x = F.max_pool3d(F.relu(self.stem(x)), 2)
         x = self.stage1(x)
         x = self.stage2(F.max_pool3d(x, 2))
         x = self.stage4(self.stage3(F.max_pool3d(x, 2)))
         f = torch.flatten(F.adaptive_avg_pool3d(x, 1), 1)
+        if taps is not None:
+            taps["features"] = f
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(f)))))
 
 
 def make_model(arch):
-    return CSACNet3D() if arch == "csac" else ResNet3D()
+    m = CSACNet3D() if arch == "csac" else ResNet3D()
+    init_weights(m)
+    return m
+
+
+def init_weights(model):
+    """He (fan-in, ReLU) init for every conv, and the last BN of each residual
+    branch set to zero so a block starts as its shortcut (Goyal et al. 2017).
+    PyTorch's default conv init shrinks the RMS of the BN-free subnets 6.5-8x
+    (subA, measured: tests/python/test_train.py), so their features started
+    far below the BN-normalised trunk's. Inference architecture unchanged."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    for m in model.modules():
+        if hasattr(m, "conv2") and hasattr(m, "proj") and hasattr(m.conv2, "bn"):  # a residual Block
+            nn.init.zeros_(m.conv2.bn.weight)
+
+
+def lr_at(step, steps_per_epoch, epochs, peak, sched, warm_epochs=1, flat_epochs=2):
+    """Learning rate of a step. cosine: linear warm-up over the first epoch,
+    flat until epoch 2 (so the horizon may be fitted after epoch 1 without
+    changing any earlier step), then cosine to 2% of peak at `epochs`."""
+    if sched == "const":
+        return peak
+    warm = warm_epochs * steps_per_epoch
+    if step < warm:
+        return peak * (step + 1) / warm
+    t0, t1 = flat_epochs * steps_per_epoch, max(epochs * steps_per_epoch, flat_epochs * steps_per_epoch + 1)
+    if step < t0:
+        return peak
+    f = min(1.0, (step - t0) / (t1 - t0))
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * f)))
 
 
 def auc(y, s):
@@ -85,7 +123,7 @@ def load_set(data_dir):
     return rows, x, y
 
 
-def augment(x, gen):
+def augment(x, gen, vflip=True):
     """Random scale 0.9-1.1, flips of rows and columns, in-plane rotation
     -15..15 deg; x: (B,1,D,H,W) on the training device. Outside -> 0 (= air)."""
     b = x.shape[0]
@@ -94,6 +132,8 @@ def augment(x, gen):
     sc = torch.rand(b, generator=gen) * 0.2 + 0.9
     fx = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
     fy = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
+    if not vflip:  # drawn anyway, so the other augmentations keep their random stream
+        fy = torch.ones(b)
     c, s = torch.cos(ang) / sc, torch.sin(ang) / sc
     theta = torch.zeros(b, 3, 4)
     # affine_grid coordinates: (x=W, y=H, z=D); output -> input sampling.
@@ -104,12 +144,58 @@ def augment(x, gen):
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def train_step(model, opt, xt, yt, bi, gen, dev, amp, memfmt, vflip=True, aux=None):
+    """One step. aux = (head, lesion labels, weight): a training-only linear head on the
+    pooled features that predicts "any lesion" (COVID-19 or CAP); never exported."""
+    xb = augment(xt[bi.to(xt.device)].to(dev).float(), gen, vflip).contiguous(memory_format=memfmt)
+    yb = yt[bi].to(dev)
+    taps = {} if aux else None
+    with torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext():
+        logit = model(xb, taps)[:, 0]
+    loss = F.binary_cross_entropy_with_logits(logit.float(), yb)
+    if aux:
+        head, ya, w = aux
+        la = head(taps["features"].float())[:, 0]
+        loss = loss + w * F.binary_cross_entropy_with_logits(la, ya[bi].to(dev))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def pick_memfmt(choice, model, xt, yt, dev, amp, batch):
+    """ndhwc (channels_last_3d) lets cuDNN use tensor-core kernels for bf16
+    3D convs on some GPUs and is slower on others: with auto, time 6 steps of
+    a throw-away copy each way (after 2 warm-up steps) and keep the faster."""
+    fmts = {"ncdhw": torch.contiguous_format, "ndhwc": torch.channels_last_3d}
+    if choice != "auto":
+        return fmts[choice]
+    if dev.type != "cuda":
+        return torch.contiguous_format
+    times = {}
+    for name, fmt in fmts.items():
+        m = copy.deepcopy(model).to(memory_format=fmt)
+        o = torch.optim.Adam(m.parameters(), lr=1e-5)
+        g = torch.Generator().manual_seed(12345)
+        for k in range(8):
+            if k == 2:
+                torch.cuda.synchronize()
+                t0 = time.time()
+            train_step(m, o, xt, yt, torch.arange(batch) % len(yt), g, dev, amp, fmt)
+        torch.cuda.synchronize()
+        times[name] = round((time.time() - t0) / 6, 4)
+        del m, o
+    best = min(times, key=times.get)
+    print(json.dumps({"memfmt_s_per_step": times, "memfmt": best}), flush=True)
+    return fmts[best]
+
+
 @torch.no_grad()
-def predict(model, x, dev, batch=10):
+def predict(model, x, dev, batch=10, memfmt=torch.contiguous_format):
     model.eval()
     out = []
     for i in range(0, len(x), batch):
-        xb = torch.from_numpy(x[i:i + batch]).to(dev).float()
+        xb = torch.from_numpy(x[i:i + batch]).to(dev).float().contiguous(memory_format=memfmt)
         out.append(model(xb).float().cpu().numpy()[:, 0])
     return np.concatenate(out)
 
@@ -130,6 +216,18 @@ def main(argv=None):
     ap.add_argument("--max-minutes", type=float, default=85, help="stop after this wall time (then export)")
     ap.add_argument("--f16", action="store_true", help="export F16 weights")
     ap.add_argument("--amp", type=int, default=1, help="bf16 autocast on CUDA (1/0)")
+    ap.add_argument("--sched", choices=["cosine", "const"], default="cosine",
+                    help="cosine: warm-up epoch, flat to epoch 2, cosine to 2%% of --lr at --epochs")
+    ap.add_argument("--fit-epochs", action="store_true",
+                    help="after epoch 1, lower --epochs to what --max-minutes allows (printed; "
+                         "rerun with that --epochs to reproduce the schedule)")
+    ap.add_argument("--memfmt", choices=["auto", "ncdhw", "ndhwc"], default="auto",
+                    help="activation layout; auto: time both on CUDA for a few steps, else ncdhw")
+    ap.add_argument("--aux-lesion", type=float, default=0.0,
+                    help="weight of a training-only 'any lesion' (COVID-19 or CAP) loss on the pooled "
+                         "features (0: off, the paper's recipe); the exported network is unchanged")
+    ap.add_argument("--vflip", type=int, default=1,
+                    help="1: flip rows (anterior-posterior) too, as the paper; 0: left-right flips only")
     a = ap.parse_args(argv)
 
     torch.manual_seed(a.seed)
@@ -151,49 +249,67 @@ def main(argv=None):
     yt = torch.from_numpy(y[tr])
 
     model = make_model(a.arch).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    amp = dev.type == "cuda" and bool(a.amp)
+    memfmt = pick_memfmt(a.memfmt, model, xt, yt, dev, amp, a.batch)
+    model = model.to(memory_format=memfmt)
+    aux_head, aux = None, None
+    if a.aux_lesion > 0:
+        ya = np.array([r["label"] in ("covid", "cap") for r in rows], np.float32)
+        aux_head = nn.Linear(N_FEATURES if a.arch == "csac" else 128, 1).to(dev)
+        aux = (aux_head, torch.from_numpy(ya[tr]), a.aux_lesion)
+    opt = torch.optim.Adam(list(model.parameters()) + (list(aux_head.parameters()) if aux_head else []), lr=a.lr)
     ckpt = os.path.join(a.out, "ckpt.pt")
     start, best, best_epoch, history = 0, (-1.0, -1e9), -1, []
     if os.path.exists(ckpt):
         st = torch.load(ckpt, map_location=dev)
         model.load_state_dict(st["model"])
+        if aux_head is not None and st.get("aux"):
+            aux_head.load_state_dict(st["aux"])
         opt.load_state_dict(st["opt"])
         start, best, best_epoch, history = st["epoch"] + 1, tuple(st["best"]), st["best_epoch"], st["history"]
+        if st.get("fitted_epochs"):  # keep the schedule that --fit-epochs chose
+            a.epochs = min(a.epochs, st["fitted_epochs"])
         print(json.dumps({"resumed_at_epoch": start}), flush=True)
     gen = torch.Generator().manual_seed(a.seed)
     gen.manual_seed(a.seed * 1000 + start)  # resumable: each epoch's stream depends on its number
     t_start = time.time()
+    steps_per_epoch = len(tr) // a.batch
+    epochs = a.epochs
     for epoch in range(start, a.epochs):
+        if epoch >= epochs:
+            break
         gen.manual_seed(a.seed * 1000 + epoch)
         model.train()
         perm = torch.randperm(len(tr), generator=gen)
         t0, losses = time.time(), []
-        for i in range(0, len(tr) - a.batch + 1, a.batch):
-            bi = perm[i:i + a.batch]
-            xb = augment(xt[bi.to(xt.device)].to(dev).float(), gen)
-            yb = yt[bi].to(dev)
-            amp = dev.type == "cuda" and bool(a.amp)
-            with torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext():
-                logit = model(xb)[:, 0]
-            loss = F.binary_cross_entropy_with_logits(logit.float(), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        for k, i in enumerate(range(0, steps_per_epoch * a.batch, a.batch)):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(epoch * steps_per_epoch + k, steps_per_epoch, epochs, a.lr, a.sched)
+            loss = train_step(model, opt, xt, yt, perm[i:i + a.batch], gen, dev, amp, memfmt, a.vflip, aux)
             losses.append(loss.item())
-        s = predict(model, x[val], dev, a.batch)
+        if a.fit_epochs and epoch == 1 and start <= 1:
+            per_epoch = (time.time() - t_start) / (2 - start)  # epochs run since this start
+            fit = int((a.max_minutes * 60 - (time.time() - t_start)) / per_epoch) + 2
+            epochs = max(3, min(a.epochs, fit))
+            print(json.dumps({"fitted_epochs": epochs, "s_per_epoch": round(per_epoch, 2)}), flush=True)
+        s = predict(model, x[val], dev, a.batch, memfmt)
         v_auc = auc(y[val], s)
         v_loss = float(F.binary_cross_entropy_with_logits(torch.from_numpy(s), torch.from_numpy(y[val])))
         p = 1 / (1 + np.exp(-s))
         acc = float(((p >= 0.5) == (y[val] > 0.5)).mean())
-        rec = {"epoch": epoch, "loss": float(np.mean(losses)), "val_auc": v_auc, "val_loss": v_loss,
-               "val_acc": acc, "s": round(time.time() - t0, 1)}
+        sub = {f"val_auc_{c}": auc(y[val][m], s[m]) for c in ("normal", "cap")
+               for m in [np.array([rows[j]["label"] in ("covid", c) for j in val])]}
+        rec = {"epoch": epoch, "loss": float(np.mean(losses)), "val_auc": v_auc, **sub, "val_loss": v_loss,
+               "val_acc": acc, "lr": opt.param_groups[0]["lr"], "s": round(time.time() - t0, 1)}
         history.append(rec)
         key = (v_auc, -v_loss)
         if key > best:
             best, best_epoch = key, epoch
             torch.save(model.state_dict(), os.path.join(a.out, "best.pt"))
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "best": list(best),
-                    "best_epoch": best_epoch, "history": history}, ckpt)
+        torch.save({"model": model.state_dict(), "aux": aux_head.state_dict() if aux_head else None,
+                    "opt": opt.state_dict(), "epoch": epoch, "best": list(best),
+                    "best_epoch": best_epoch, "history": history,
+                    "fitted_epochs": epochs if a.fit_epochs else None}, ckpt)
         print(json.dumps(rec), flush=True)
         if epoch - best_epoch >= a.patience:
             print(json.dumps({"early_stop": epoch, "best_epoch": best_epoch}), flush=True)
@@ -203,7 +319,9 @@ def main(argv=None):
             break
     model.load_state_dict(torch.load(os.path.join(a.out, "best.pt"), map_location=dev))
     summary = {"arch": a.arch, "best_epoch": best_epoch, "val_auc": best[0], "val_loss": -best[1],
-               "n_train": len(tr), "n_val": len(val), "command": " ".join(sys.argv)}
+               "n_train": len(tr), "n_val": len(val), "epochs": epochs, "memfmt": str(memfmt),
+               "sched": a.sched, "vflip": a.vflip, "aux_lesion": a.aux_lesion,
+               "torch": torch.__version__, "command": " ".join(sys.argv)}
     if a.arch == "csac":
         folded = fold_bn(model.cpu().float())
         sd = {k: v.detach().contiguous() for k, v in folded.state_dict().items()}

@@ -156,6 +156,12 @@ export class Csac {
     return { layer: layer ?? M.UTF8ToString(M._csac_heatmap_default_layer()), ms: now() - t0 };
   }
 
+  // The last heatmap() on the model grid: a copy (D*H*W floats, w fastest).
+  heatmapGrid() {
+    if (!this.mapPtr || !this.mapVolume) throw new CsacError(10, 'CSAC_E_STATE', 'call screen(vol) and heatmap() first');
+    return new Float32Array(buffer(this.M), this.mapPtr, GRID.D * GRID.H * GRID.W).slice();
+  }
+
   #needMap(vol) {
     if (!this.mapPtr || this.mapVolume !== vol) throw new CsacError(10, 'CSAC_E_STATE', 'call screen(vol) and heatmap() first');
   }

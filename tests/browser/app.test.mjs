@@ -55,13 +55,8 @@ for (const isolation of [true, false]) {
         assert.match(await page.textContent('#prob'), /^\d+(\.\d)? %$/);
         assert.match(await page.textContent('#decision'), /^(Positive|Negative) at threshold/);
       });
-      // A known shortfall, reported on every run rather than hidden: the
-      // shipped v1 weights are under-trained and their Grad-CAM is all zero on
-      // this scan (weights/MODEL_CARD.md). The overlay path itself is proven
-      // with a random-weight model in pipeline.test.mjs.
       await t.test('heatmap overlay with non-empty pixels', {
         skip: (!claims.model && 'waiting for the engine: no weights') || (!claims.heatmap && 'waiting for the engine: _csac_heatmap/_csac_heatmap_resample not exported'),
-        todo: 'shipped weights v1 are under-trained: their Grad-CAM is all zero on this COVID scan (weights/MODEL_CARD.md)',
       }, async () => {
         assert.ok(r.heatmap, `no heatmap: ${r.heatmapError}`);
         await page.click('#goto-max');

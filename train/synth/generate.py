@@ -210,6 +210,7 @@ def main(argv=None):
     ap.add_argument("--keep-volumes", default="all", help="all | none | K (keep the first K)")
     ap.add_argument("--tensors", choices=["auto", "yes", "no"], default="auto")
     ap.add_argument("--preview", type=int, default=4, help="cases per class in preview.png (0: none)")
+    ap.add_argument("--only", choices=LABELS, help="write only the cases of this class (same cases as the full set)")
     a = ap.parse_args(argv)
     profile = "shift" if a.shift else a.profile
     os.makedirs(a.out, exist_ok=True)
@@ -220,6 +221,8 @@ def main(argv=None):
         want_tensor = False
     jobs = []
     for i in range(a.start, a.start + a.n):
+        if a.only and label_of(i) != a.only:
+            continue
         keep = True if a.keep_volumes == "all" else (False if a.keep_volumes == "none"
                                                       else (i - a.start) < int(a.keep_volumes))
         thumb = a.preview > 0 and (i - a.start) < 3 * a.preview
@@ -235,10 +238,10 @@ def main(argv=None):
             import multiprocessing as mp
             with mp.get_context("fork").Pool(a.workers) as pool:
                 for r in pool.imap(run_one, jobs, chunksize=1):
-                    _collect(r, rows, feats, ths, infos, t0, a.n, sink)
+                    _collect(r, rows, feats, ths, infos, t0, len(jobs), sink)
         else:
             for j in jobs:
-                _collect(run_one(j), rows, feats, ths, infos, t0, a.n, sink)
+                _collect(run_one(j), rows, feats, ths, infos, t0, len(jobs), sink)
     finally:
         sink.close()
     wall = time.time() - t0
