@@ -33,9 +33,16 @@
 /* Register tile: CO output channels x NV vectors of CSAC_VLEN outputs.
  * wasm: 4 x 2 is the largest tile V8 keeps in its 15 xmm registers (8
  * accumulators, 2 inputs, a broadcast and the product: no FMA); a spill costs
- * more than the extra broadcasts save. Native: 4 x 3 (12 FMA chains). */
+ * more than the extra broadcasts save. AVX2: 4 x 3 (12 FMA chains in 16 ymm).
+ * AVX-512 (32 zmm): 8 x 3, 24 chains and fewer loads per FMA; measured 11 %
+ * faster than 4 x 3 over the network's convs, ahead of 6x3, 9x3, 6x4, 4x4,
+ * 8x2, 10x2 and 12x2 (CO must divide the channel counts: 16..128). */
 #ifndef CSAC_CONV_CO /* overridable for tuning experiments */
+#if CSAC_VLEN >= 16
+#define CSAC_CONV_CO 8
+#else
 #define CSAC_CONV_CO 4
+#endif
 #endif
 #ifndef CSAC_CONV_NV
 #if defined(__wasm_simd128__)
