@@ -10,6 +10,7 @@ x[d, h, w]: d inferior -> superior (5 mm), h anterior -> posterior,
 w patient right -> left (2.8 mm); grid["grid2vox"] maps (w, h, d, 1) back
 onto the original voxels. Set CSAC_LIB to use another build of the library.
 """
+import contextlib
 import ctypes as C
 import os
 
@@ -114,7 +115,9 @@ class Csac:
         finally:
             self.lib.csac_volume_free(vol)
 
-    def preprocess_file(self, path, with_info=False):
+    @contextlib.contextmanager
+    def opened(self, path):
+        """(volume handle, model-grid tensor, _Grid) of a scan; the volume is freed on exit."""
         vol = self._read(path)
         try:
             out = np.empty((GRID_D, GRID_H, GRID_W), dtype=np.float32)
@@ -122,11 +125,15 @@ class Csac:
             st = self.lib.csac_preprocess(self.ctx, vol, out.ctypes.data_as(C.POINTER(C.c_float)), C.byref(g))
             if st != 0:
                 raise CsacError(path, self.lib.csac_status_name(st).decode(), self.lib.csac_last_error(self.ctx).decode())
+            yield vol, out, g
+        finally:
+            self.lib.csac_volume_free(vol)
+
+    def preprocess_file(self, path, with_info=False):
+        with self.opened(path) as (vol, out, g):
             if not with_info:
                 return out
             return out, self._info(vol), {"grid2world": _mat(g.grid2world), "grid2vox": _mat(g.grid2vox)}
-        finally:
-            self.lib.csac_volume_free(vol)
 
 
 _default = None

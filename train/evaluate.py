@@ -61,6 +61,7 @@ class Core(csac_py.Csac):
         lib.csac_model_input.argtypes = [C.c_void_p]
         lib.csac_model_input.restype = C.POINTER(C.c_float)
         lib.csac_forward.argtypes = [C.c_void_p, C.POINTER(_Result)]
+        lib.csac_heatmap.argtypes = [C.c_void_p, C.c_char_p, C.c_int, C.POINTER(C.c_float)]
         if lib.csac_load_model_file(self.ctx, os.fsencode(weights)) != 0:
             raise RuntimeError(lib.csac_last_error(self.ctx).decode())
 
@@ -72,6 +73,14 @@ class Core(csac_py.Csac):
         if self.lib.csac_forward(self.ctx, C.byref(r)) != 0:
             raise RuntimeError(self.lib.csac_last_error(self.ctx).decode())
         return r.probability, r.logit, r.ms_forward
+
+    def heatmap(self, layer=None, mode=0):
+        """csac_heatmap of the last forward: (64, 128, 128) in [0, 1]; layer None = the default."""
+        out = np.zeros((csac_py.GRID_D, csac_py.GRID_H, csac_py.GRID_W), np.float32)
+        if self.lib.csac_heatmap(self.ctx, layer.encode() if layer else None, mode,
+                                 out.ctypes.data_as(C.POINTER(C.c_float))) != 0:
+            raise RuntimeError(f"csac_heatmap {layer}: {self.lib.csac_last_error(self.ctx).decode()}")
+        return out
 
 
 # ---------------- statistics ----------------

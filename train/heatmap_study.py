@@ -80,38 +80,23 @@ def lung_on_grid(x):
     return out
 
 
-class Study(Core):
-    def heatmap(self, layer, mode):
-        out = np.zeros(GRID, np.float32)
-        st = self.lib.csac_heatmap(self.ctx, layer.encode(), mode, out.ctypes.data_as(C.POINTER(C.c_float)))
-        if st != 0:
-            raise RuntimeError(f"csac_heatmap {layer}: {self.lib.csac_last_error(self.ctx).decode()}")
+def slice_scores_all(core, path, candidates):
+    """Per original slice: the max of each candidate's heatmap (csac_heatmap_slice_scores)."""
+    lib = core.lib
+    lib.csac_heatmap_slice_scores.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(csac_py._Grid),
+                                              C.POINTER(C.c_float), C.POINTER(C.c_float)]
+    with core.opened(path) as (vol, x, g):
+        core.forward(x)
+        nk = core._info(vol)["dim"][2]
+        out = {}
+        for c in candidates:
+            m = core.heatmap(*c)
+            s = np.zeros(nk, np.float32)
+            if lib.csac_heatmap_slice_scores(core.ctx, vol, C.byref(g), m.ctypes.data_as(C.POINTER(C.c_float)),
+                                             s.ctypes.data_as(C.POINTER(C.c_float))) != 0:
+                raise RuntimeError(lib.csac_last_error(core.ctx).decode())
+            out[c] = s
         return out
-
-    def slice_scores_all(self, path, candidates):
-        """Per original slice: the max of each candidate's heatmap (csac_heatmap_slice_scores)."""
-        lib = self.lib
-        lib.csac_heatmap_slice_scores.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(csac_py._Grid),
-                                                  C.POINTER(C.c_float), C.POINTER(C.c_float)]
-        vol = self._read(path)
-        try:
-            x = np.empty(GRID, np.float32)
-            g = csac_py._Grid()
-            if lib.csac_preprocess(self.ctx, vol, x.ctypes.data_as(C.POINTER(C.c_float)), C.byref(g)) != 0:
-                raise RuntimeError(lib.csac_last_error(self.ctx).decode())
-            self.forward(x)
-            nk = self._info(vol)["dim"][2]
-            out = {}
-            for c in candidates:
-                m = self.heatmap(*c)
-                s = np.zeros(nk, np.float32)
-                if lib.csac_heatmap_slice_scores(self.ctx, vol, C.byref(g), m.ctypes.data_as(C.POINTER(C.c_float)),
-                                                 s.ctypes.data_as(C.POINTER(C.c_float))) != 0:
-                    raise RuntimeError(lib.csac_last_error(self.ctx).decode())
-                out[c] = s
-            return out
-        finally:
-            lib.csac_volume_free(vol)
 
 
 def main():
@@ -121,10 +106,7 @@ def main():
     ap.add_argument("--out", required=True, help="Markdown table; a .json beside it")
     ap.add_argument("--cases", type=int, default=100, help="COVID-19 cases to use (the first N)")
     a = ap.parse_args()
-    core = Study(a.weights)
-    lib = core.lib
-    lib.csac_heatmap.argtypes = [C.c_void_p, C.c_char_p, C.c_int, C.POINTER(C.c_float)]
-    lib.csac_last_error.restype = C.c_char_p
+    core = Core(a.weights)
     rows = [r for r in csv.DictReader(open(os.path.join(a.test, "manifest.csv")))
             if r["label"] == "covid" and r.get("kept") == "1" and r.get("mask")][: a.cases]
     stats = {c: {"hits": 0, "aucs": []} for c in CANDIDATES}
@@ -151,7 +133,7 @@ def main():
         labels.setdefault(r["file"], {})[int(r["z"])] = int(r["infected"])
     real = {c: {} for c in CANDIDATES}
     for f, lab in sorted(labels.items()):
-        scores = core.slice_scores_all(os.path.join(SHARED_CT, f), CANDIDATES)
+        scores = slice_scores_all(core, os.path.join(SHARED_CT, f), CANDIDATES)
         y = np.array([lab[z] for z in sorted(lab)])
         for c in CANDIDATES:
             s = scores[c][sorted(lab)]

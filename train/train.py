@@ -274,6 +274,8 @@ def main(argv=None):
     gen.manual_seed(a.seed * 1000 + start)  # resumable: each epoch's stream depends on its number
     t_start = time.time()
     steps_per_epoch = len(tr) // a.batch
+    val_label = np.array([rows[j]["label"] for j in val])  # COVID vs each negative class, per epoch
+    val_subsets = {c: np.isin(val_label, ("covid", c)) for c in ("normal", "cap")}
     epochs = a.epochs
     for epoch in range(start, a.epochs):
         if epoch >= epochs:
@@ -297,8 +299,7 @@ def main(argv=None):
         v_loss = float(F.binary_cross_entropy_with_logits(torch.from_numpy(s), torch.from_numpy(y[val])))
         p = 1 / (1 + np.exp(-s))
         acc = float(((p >= 0.5) == (y[val] > 0.5)).mean())
-        sub = {f"val_auc_{c}": auc(y[val][m], s[m]) for c in ("normal", "cap")
-               for m in [np.array([rows[j]["label"] in ("covid", c) for j in val])]}
+        sub = {f"val_auc_{c}": auc(y[val][m], s[m]) for c, m in val_subsets.items()}
         rec = {"epoch": epoch, "loss": float(np.mean(losses)), "val_auc": v_auc, **sub, "val_loss": v_loss,
                "val_acc": acc, "lr": opt.param_groups[0]["lr"], "s": round(time.time() - t0, 1)}
         history.append(rec)

@@ -21,20 +21,15 @@ const MAPS = [{ layer: null, mode: 0 }, { layer: 'merge', mode: 0 }, { layer: 's
 const N = 64 * 128 * 128;
 
 const NATIVE = `
-import ctypes as C, sys
-import numpy as np
+import sys
 sys.path.insert(0, sys.argv[1] + "/train")
 from evaluate import Core
 scan, weights, out = sys.argv[2], sys.argv[3], sys.argv[4]
 core = Core(weights, n_threads=2)
-core.lib.csac_heatmap.argtypes = [C.c_void_p, C.c_char_p, C.c_int, C.POINTER(C.c_float)]
 core.forward(core.preprocess_file(scan))
 for k, spec in enumerate(sys.argv[5:]):
     layer, mode = spec.split(":")
-    m = np.zeros(${N}, np.float32)
-    st = core.lib.csac_heatmap(core.ctx, layer.encode() if layer else None, int(mode), m.ctypes.data_as(C.POINTER(C.c_float)))
-    assert st == 0, core.lib.csac_last_error(core.ctx)
-    m.tofile(f"{out}.{k}")
+    core.heatmap(layer or None, int(mode)).tofile(f"{out}.{k}")
 `;
 
 let tmp;

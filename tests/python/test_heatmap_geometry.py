@@ -85,7 +85,6 @@ class HeatmapGeometry(unittest.TestCase):
         detector_weights(cls.weights)
         cls.core = Core(cls.weights, n_threads=2)
         lib = cls.core.lib
-        lib.csac_heatmap.argtypes = [C.c_void_p, C.c_char_p, C.c_int, C.POINTER(C.c_float)]
         lib.csac_heatmap_resample.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(csac_py._Grid),
                                               C.POINTER(C.c_float), C.c_int64, C.c_int64, C.POINTER(C.c_float)]
         cls.hu = phantom()
@@ -100,22 +99,15 @@ class HeatmapGeometry(unittest.TestCase):
         voxels at >= 95 % of the maximum (the cell map is piecewise trilinear, so its maximum is
         a plateau of equal cells, not one voxel)."""
         core, lib = self.core, self.core.lib
-        vol = core._read(path)
-        try:
-            x = np.empty((64, 128, 128), np.float32)
-            g = csac_py._Grid()
-            self.assertEqual(lib.csac_preprocess(core.ctx, vol, x.ctypes.data_as(C.POINTER(C.c_float)), C.byref(g)), 0)
+        with core.opened(path) as (vol, x, g):
             p, logit, _ = core.forward(x)
             self.assertGreater(logit, 0, "the detector must see the lesion")
-            m = np.zeros((64, 128, 128), np.float32)
-            self.assertEqual(lib.csac_heatmap(core.ctx, None, 0, m.ctypes.data_as(C.POINTER(C.c_float))), 0)
+            m = core.heatmap()  # Grad-CAM at the default layer
             out = np.zeros(SHAPE[::-1], np.float32)  # [k, j, i]
             st = lib.csac_heatmap_resample(core.ctx, vol, C.byref(g), m.ctypes.data_as(C.POINTER(C.c_float)),
                                            0, SHAPE[2], out.ctypes.data_as(C.POINTER(C.c_float)))
             self.assertEqual(st, 0, lib.csac_last_error(core.ctx))
             info = core._info(vol)
-        finally:
-            lib.csac_volume_free(vol)
         self.assertAlmostEqual(float(out.max()), 1.0, places=5)
         k, j, i = np.nonzero(out >= 0.95 * out.max())
         ijk = np.array([i.mean(), j.mean(), k.mean(), 1.0])
