@@ -1,6 +1,6 @@
 /* ops.c - CSAC-Net-3D kernels: 3D conv, max-pool, global average pool, FC.
  *
- * Convs run one of two ways, both written once against simd.h:
+ * Convs run one of three ways, all written once against simd.h:
  * - direct: the input is "gathered" into a zero-padded copy split into
  *   stride phases (h % sh, w % sw), so every tap of a strided or dilated
  *   conv is a constant offset into a contiguous plane. Outputs of one depth
@@ -10,6 +10,11 @@
  *   to padding columns when rows are a multiple of CSAC_VLEN wide. Depth taps
  *   and kernel rows entirely outside the input are skipped; bias, residual
  *   and ReLU are applied in registers before the one store of each output.
+ * - channel-vector (AVX-512, planes narrower than a vector: the 8^3 and 4^3
+ *   layers): the same gather and taps, but a register tile holds CV vectors
+ *   of output channels at up to 12 positions; each tap loads CV weight
+ *   vectors and broadcasts one input per position, so no lane idles on
+ *   narrow rows. Same summation order as the row kernel: same bits.
  * - Winograd F(2x2, 3x3) over (h, w) for k = 3, stride 1 (see wino_task),
  *   chosen where it measured faster: without FMA (wasm), 16 instead of 36
  *   multiplies per 2x2 outputs win; with FMA, direct does.
@@ -54,7 +59,29 @@
 #define CO CSAC_CONV_CO
 #define NV CSAC_CONV_NV
 
+/* The row kernel's tap loop: one flat loop over a tile's (kd, kh, kw) list
+ * natively (5-8 % faster on the 16^3 and 32^3 layers), a loop per kd in
+ * wasm, where V8 ran the flat loop 20 % slower (an extra load per tap). */
+#ifndef CSAC_CONV_FLAT_TAPS
+#define CSAC_CONV_FLAT_TAPS CSAC_SIMD_FMA
+#endif
+
+/* Channel-vector tile (small planes, AVX-512): CV vectors of output
+ * channels x up to 24 / CV positions: 1 row x 8 (rows of 8 and more) or
+ * 3 rows x 4 (narrower rows). Measured on the network's 8^3 and 4^3 layers
+ * against 4 x (1 x 4), 2 x (2 x 4) and 1 x (4 x 4): 1 x 8 is the fastest on
+ * 8-wide rows, 3 x 4 on 4-wide ones (fewer weight loads per FMA). */
+#ifndef CSAC_CONV_CV
+#define CSAC_CONV_CV 2
+#endif
+#define CV CSAC_CONV_CV
+#define CVC (CV * CSAC_VLEN) /* channels per channel-vector block */
+#define CHAN_POS 8           /* positions per row tile, at most */
+#define CHAN_ROWS 3          /* rows per tile for rows narrower than CHAN_POS */
+#define CHAN_NARROW 4        /* positions per row in those tiles */
+
 _Static_assert(NV >= 1 && NV <= 4, "conv_task dispatches tiles of 1..4 vectors");
+_Static_assert(CHAN_POS == 8 && CHAN_NARROW == 4, "chan_row and chan_narrow dispatch row ends of 1..7 and 1..3 positions");
 _Static_assert(CSAC_VLEN <= CSAC__SLACK, "gather slack must cover one vector read past the last plane");
 
 csac__shape csac__conv_out_shape(const csac__conv *cv, csac__shape in) {
@@ -67,15 +94,16 @@ csac__shape csac__conv_out_shape(const csac__conv *cv, csac__shape in) {
     return o;
 }
 
-/* Direct: [ceil(cout/CO)][cin][k^3][CO], zero rows for cout % CO. */
-static void direct_pack(const float *w, int cin, int cout, int k, float *packed) {
-    int kvol = k * k * k, ncot = (cout + CO - 1) / CO;
+/* Direct and channel-vector: [ceil(cout/cb)][cin][k^3][cb] for channel
+ * blocks of cb (CO or CVC), zero rows for cout % cb. */
+static void direct_pack(const float *w, int cin, int cout, int k, int cb, float *packed) {
+    int kvol = k * k * k, ncot = (cout + cb - 1) / cb;
     for (int t = 0; t < ncot; t++)
         for (int ci = 0; ci < cin; ci++)
             for (int q = 0; q < kvol; q++)
-                for (int c = 0; c < CO; c++) {
-                    int co = t * CO + c;
-                    packed[(((size_t)t * cin + ci) * kvol + q) * CO + c] =
+                for (int c = 0; c < cb; c++) {
+                    int co = t * cb + c;
+                    packed[(((size_t)t * cin + ci) * kvol + q) * cb + c] =
                         co < cout ? w[((size_t)co * cin + ci) * kvol + q] : 0.0f;
                 }
 }
@@ -101,7 +129,7 @@ static size_t wino_per_thread(const csac__conv *cv, csac__shape in);
 
 /* One thread's gather region, in floats (a multiple of 16: 64-byte aligned). */
 static size_t gather_per_thread(const csac__conv *cv, csac__shape in) {
-    if (csac__conv_winograd(cv, in)) return wino_per_thread(cv, in);
+    if (csac__conv_algo(cv, in) == CSAC__CONV_WINOGRAD) return wino_per_thread(cv, in);
     return round16((size_t)cv->cin * (cv->dil * (cv->k - 1) + 1) * geom(cv, in).ps + CSAC__SLACK);
 }
 
@@ -144,6 +172,7 @@ typedef struct {
     size_t gather_stride; /* floats per thread in gather */
     const float *res;
     int relu;
+    int cb;               /* output channels per unit: CO (direct) or CVC (channel-vector) */
     atomic_long next;     /* the next unclaimed unit (output slice x channel block) */
 } conv_job;
 
@@ -314,6 +343,16 @@ static int next_tile(vec_walk *vw, conv_tile *t) {
     return 1;
 }
 
+/* The taps a tile sums over, in order: the valid kd, then the (kh, kw) taps
+ * [t0, t1) of its rows' valid kernel rows; as offsets into one input
+ * channel's gathered planes and one input channel's packed weights. One
+ * flat loop: a loop per kd cost up to 20 % on the 8^3 layers. */
+typedef struct {
+    int n, t0, t1;
+    long in[CSAC__MAX_K * CSAC__MAX_K * CSAC__MAX_K];
+    long w[CSAC__MAX_K * CSAC__MAX_K * CSAC__MAX_K];
+} tap_list;
+
 /* What one tile needs besides its own vectors. */
 typedef struct {
     const float *src;     /* this thread's gathered planes [ci][d]  */
@@ -325,6 +364,19 @@ typedef struct {
     const long *hw_off;   /* offset of each (kh, kw) tap          */
 } tile_ctx;
 
+/* The list for taps [t0, t1) (kept when it already has them). */
+static void tap_list_set(const tile_ctx *x, int khw, int cb, int t0, int t1, tap_list *tp) {
+    if (tp->n >= 0 && tp->t0 == t0 && tp->t1 == t1) return;
+    tp->n = 0;
+    tp->t0 = t0;
+    tp->t1 = t1;
+    for (int q = 0; q < x->nkd; q++)
+        for (int t = t0; t < t1; t++, tp->n++) {
+            tp->in[tp->n] = x->kd_off[q] + x->hw_off[t];
+            tp->w[tp->n] = ((long)x->kd_idx[q] * khw + t) * cb;
+        }
+}
+
 /* One tile: sums over ci, the valid kd and the tile's (kh, kw) taps in
  * registers, then writes [relu](acc + bias [+ res]) straight to the output.
  * nv and contig are constants after inlining: contiguous vectors and the
@@ -332,34 +384,44 @@ typedef struct {
  * into the loads (a computed address costs V8 an extra instruction). Keep
  * the tap loop simple: LLVM hoists the loads of unrolled taps, and V8 then
  * spills the accumulators. */
-static inline __attribute__((always_inline)) void conv_tile_run(const conv_job *j, const tile_ctx *x, const conv_tile *tl,
-                                                                const int nv, const int contig) {
+static inline __attribute__((always_inline)) void conv_tile_run(const conv_job *j, const tile_ctx *x, const tap_list *tp,
+                                                                const conv_tile *tl, const int nv, const int contig) {
     const csac__conv *cv = j->cv;
-    int cin = cv->cin, khw = cv->k * cv->k, kvol = khw * cv->k;
-    long ci_stride = x->ci_stride;
-    const float *s0 = x->src + (long)tl->r[0] * j->g.wq + tl->c[0];
+    int cin = cv->cin, nt = tp->n;
+    long wci = (long)cv->k * cv->k * cv->k * CO;
+    const float *sb = x->src + (long)tl->r[0] * j->g.wq + tl->c[0];
     long dq[NV];
     csac_vf acc[CO][NV];
     for (int v = 0; v < nv; v++)
         dq[v] = contig ? (long)v * CSAC_VLEN : ((long)tl->r[v] - tl->r[0]) * j->g.wq + tl->c[v] - tl->c[0];
     for (int c = 0; c < CO; c++)
         for (int v = 0; v < nv; v++) acc[c][v] = csac_vzero();
+#define CSAC_TAP_BODY(pk, wt)                                                               \
+    do {                                                                                    \
+        csac_vf xv[NV];                                                                     \
+        for (int v = 0; v < nv; v++) xv[v] = csac_vload((pk) + dq[v]);                      \
+        for (int c = 0; c < CO; c++) {                                                      \
+            csac_vf wv = csac_vset1((wt)[c]);                                               \
+            for (int v = 0; v < nv; v++) acc[c][v] = csac_vmadd(acc[c][v], xv[v], wv);      \
+        }                                                                                   \
+    } while (0)
+#if CSAC_CONV_FLAT_TAPS
+    const float *wc = x->w;
+    for (int ci = 0; ci < cin; ci++, sb += x->ci_stride, wc += wci)
+        for (int i = 0; i < nt; i++) CSAC_TAP_BODY(sb + tp->in[i], wc + tp->w[i]);
+#else
+    (void)nt;
+    int khw = cv->k * cv->k;
     for (int ci = 0; ci < cin; ci++) {
-        const float *wc = x->w + (size_t)ci * kvol * CO;
+        const float *wci0 = x->w + (size_t)ci * wci;
         for (int q = 0; q < x->nkd; q++) {
-            const float *sb = s0 + ci * ci_stride + x->kd_off[q];
-            const float *wt = wc + ((size_t)x->kd_idx[q] * khw + tl->t0) * CO;
-            for (int t = tl->t0; t < tl->t1; t++, wt += CO) {
-                const float *pk = sb + x->hw_off[t];
-                csac_vf xv[NV];
-                for (int v = 0; v < nv; v++) xv[v] = csac_vload(pk + dq[v]);
-                for (int c = 0; c < CO; c++) {
-                    csac_vf wv = csac_vset1(wt[c]);
-                    for (int v = 0; v < nv; v++) acc[c][v] = csac_vmadd(acc[c][v], xv[v], wv);
-                }
-            }
+            const float *sq = sb + ci * x->ci_stride + x->kd_off[q];
+            const float *wt = wci0 + ((size_t)x->kd_idx[q] * khw + tl->t0) * CO;
+            for (int t = tl->t0; t < tl->t1; t++, wt += CO) CSAC_TAP_BODY(sq + x->hw_off[t], wt);
         }
     }
+#endif
+#undef CSAC_TAP_BODY
     int OH = j->osh.h, OW = j->osh.w;
     csac_vf z = csac_vzero();
     for (int c = 0; c < CO; c++) {
@@ -396,11 +458,11 @@ static inline __attribute__((always_inline)) void conv_tile_run(const conv_job *
 }
 
 /* Instantiates conv_tile_run for the tile's vector count and layout. */
-static void conv_tile_any(const conv_job *j, const tile_ctx *x, const conv_tile *tl) {
+static void conv_tile_any(const conv_job *j, const tile_ctx *x, const tap_list *tp, const conv_tile *tl) {
 #define CSAC_TILE_CASE(n)                                     \
     case n:                                                   \
-        if (tl->contig) conv_tile_run(j, x, tl, n, 1);        \
-        else conv_tile_run(j, x, tl, n, 0);                   \
+        if (tl->contig) conv_tile_run(j, x, tp, tl, n, 1);    \
+        else conv_tile_run(j, x, tp, tl, n, 0);               \
         break;
     switch (tl->nv) {
 #if NV >= 4
@@ -413,17 +475,138 @@ static void conv_tile_any(const conv_job *j, const tile_ctx *x, const conv_tile 
         CSAC_TILE_CASE(2)
 #endif
     default:
-        conv_tile_run(j, x, tl, 1, 1);
+        conv_tile_run(j, x, tp, tl, 1, 1);
         break;
     }
 #undef CSAC_TILE_CASE
 }
 
-static void conv_task(void *arg, int ith, int nth) {
-    conv_job *j = arg;
+/* Channel-vector tile (small planes): nr rows from output row r x np
+ * positions from column c (constants after inlining), x CV vectors of output
+ * channels. Each tap loads CV weight vectors and broadcasts nr * np inputs,
+ * so no lane idles however narrow the rows are (the row kernel fills half of
+ * its 16-lane vectors on a 4 x 4 plane). Same summation order as the row
+ * kernel (ci, valid kd, taps), so the two give the same bits. */
+static inline __attribute__((always_inline)) void chan_tile_run(const conv_job *j, const tile_ctx *x, const tap_list *tp,
+                                                                int r, int c, const int nr, const int np) {
+    const csac__conv *cv = j->cv;
+    int cin = cv->cin, nt = tp->n;
+    long wq = j->g.wq, wci = (long)cv->k * cv->k * cv->k * CVC;
+    const float *sb = x->src + (long)r * wq + c, *wc = x->w;
+    csac_vf acc[CV][CHAN_ROWS * CHAN_NARROW > CHAN_POS ? CHAN_ROWS * CHAN_NARROW : CHAN_POS];
+    for (int v = 0; v < CV; v++)
+        for (int p = 0; p < nr * np; p++) acc[v][p] = csac_vzero();
+    for (int ci = 0; ci < cin; ci++, sb += x->ci_stride, wc += wci)
+        for (int i = 0; i < nt; i++) { /* one flat loop over the valid (kd, kh, kw), in order */
+            const float *pk = sb + tp->in[i], *wt = wc + tp->w[i];
+            csac_vf wv[CV];
+            for (int v = 0; v < CV; v++) wv[v] = csac_vload(wt + v * CSAC_VLEN);
+            for (int rr = 0; rr < nr; rr++)
+                for (int p = 0; p < np; p++) {
+                    csac_vf xb = csac_vset1(pk[rr * wq + p]);
+                    for (int v = 0; v < CV; v++) acc[v][rr * np + p] = csac_vmadd(acc[v][rr * np + p], wv[v], xb);
+                }
+        }
+    /* transpose through the stack: the outputs are channel planes */
+    float buf[CHAN_ROWS * CHAN_NARROW > CHAN_POS ? CHAN_ROWS * CHAN_NARROW : CHAN_POS][CVC];
+    for (int p = 0; p < nr * np; p++)
+        for (int v = 0; v < CV; v++) csac_vstore(&buf[p][v * CSAC_VLEN], acc[v][p]);
+    int OW = j->osh.w;
+    long plane = (long)j->osh.h * OW, pos = (long)x->od * plane + (long)r * OW + c;
+    for (int e = 0; e < CVC; e++) {
+        int co = x->cot * CVC + e;
+        if (co >= cv->cout) break;
+        float bias = cv->b ? cv->b[co] : 0.0f;
+        for (int rr = 0; rr < nr; rr++) {
+            long o = (long)co * j->osh.d * plane + pos + (long)rr * OW;
+            for (int p = 0; p < np; p++) {
+                float y = buf[rr * np + p][e] + bias;
+                if (j->res) y += j->res[o + p];
+                if (j->relu) y = y > 0.0f ? y : 0.0f;
+                j->out[o + p] = y;
+            }
+        }
+    }
+}
+#define CHAN_CASE(nr, n)                      \
+    case n:                                   \
+        chan_tile_run(j, x, &tp, r, c, nr, n); \
+        break;
+
+/* Rows of CHAN_ROWS at a time (their taps' union) in CHAN_NARROW columns;
+ * returns the first row left over. */
+static __attribute__((noinline)) int chan_narrow(const conv_job *j, const tile_ctx *x, const vec_walk *vw) {
+    int r = 0, c, t0, t1, ow = j->osh.w;
+    tap_list tp;
+    tp.n = -1;
+    for (; r + CHAN_ROWS <= j->osh.h; r += CHAN_ROWS) {
+        kh_taps(vw, r, r + CHAN_ROWS - 1, &t0, &t1);
+        tap_list_set(x, j->cv->k * j->cv->k, CVC, t0, t1, &tp);
+        for (c = 0; c + CHAN_NARROW <= ow; c += CHAN_NARROW) chan_tile_run(j, x, &tp, r, c, CHAN_ROWS, CHAN_NARROW);
+        switch (ow - c) {
+            CHAN_CASE(CHAN_ROWS, 3)
+            CHAN_CASE(CHAN_ROWS, 2)
+            CHAN_CASE(CHAN_ROWS, 1)
+        default:
+            break;
+        }
+    }
+    return r;
+}
+
+/* Row r, CHAN_POS positions a tile, then the row's end. */
+static __attribute__((noinline)) void chan_row(const conv_job *j, const tile_ctx *x, const vec_walk *vw, int r) {
+    int c, t0, t1, ow = j->osh.w;
+    tap_list tp;
+    tp.n = -1;
+    kh_taps(vw, r, r, &t0, &t1);
+    tap_list_set(x, j->cv->k * j->cv->k, CVC, t0, t1, &tp);
+    for (c = 0; c + CHAN_POS <= ow; c += CHAN_POS) chan_tile_run(j, x, &tp, r, c, 1, CHAN_POS);
+    switch (ow - c) {
+        CHAN_CASE(1, 7)
+        CHAN_CASE(1, 6)
+        CHAN_CASE(1, 5)
+        CHAN_CASE(1, 4)
+        CHAN_CASE(1, 3)
+        CHAN_CASE(1, 2)
+        CHAN_CASE(1, 1)
+    default:
+        break;
+    }
+}
+
+/* One channel block of one output slice: rows narrower than CHAN_POS in
+ * blocks of CHAN_ROWS, the rest row by row. */
+static __attribute__((noinline)) void chan_slice(const conv_job *j, const tile_ctx *x) {
+    vec_walk vw = {j->osh.h, j->osh.w, j->g.wq, j->cv->k, j->cv->dil, j->cv->stride[1], j->cv->pad, j->ish.h, 0, 0, 0, 0};
+    int r = j->osh.w < CHAN_POS ? chan_narrow(j, x, &vw) : 0;
+    for (; r < j->osh.h; r++) chan_row(j, x, &vw, r);
+}
+#undef CHAN_CASE
+
+/* One channel block of one output slice with the row kernel. */
+static inline __attribute__((always_inline)) void row_slice(const conv_job *j, const tile_ctx *x) {
+    const csac__conv *cv = j->cv;
+    vec_walk vw = {j->osh.h, j->osh.w, j->g.wq, cv->k, cv->dil, cv->stride[1], cv->pad, j->ish.h, 0, 0, 0, 0};
+    conv_tile tl;
+    tap_list tp;
+    tp.n = -1;
+    walk_start(&vw);
+    while (next_tile(&vw, &tl)) {
+        if (CSAC_CONV_FLAT_TAPS) tap_list_set(x, cv->k * cv->k, CO, tl.t0, tl.t1, &tp);
+        conv_tile_any(j, x, &tp, &tl);
+    }
+}
+
+/* The direct convs' thread body: claims units, gathers their input slices,
+ * runs chan (a constant after inlining: the channel-vector kernel, or the
+ * row kernel) on each. Two task functions rather than a branch per unit:
+ * the channel-vector call inside the row kernel's task, though never taken
+ * there, made V8 run wasm's direct layers 15-30 % slower. */
+static inline __attribute__((always_inline)) void direct_units(conv_job *j, int ith, int nth, const int chan) {
     const csac__conv *cv = j->cv;
     const conv_geom *g = &j->g;
-    int k = cv->k, kvol = k * k * k, ncot = (cv->cout + CO - 1) / CO;
+    int k = cv->k, kvol = k * k * k, ncot = (cv->cout + j->cb - 1) / j->cb;
     int sd = cv->stride[0], sh = cv->stride[1], sw = cv->stride[2];
     long hw_off[CSAC__MAX_K * CSAC__MAX_K];
     if (k > CSAC__MAX_K) return; /* callers check k */
@@ -463,15 +646,17 @@ static void conv_task(void *arg, int ith, int nth) {
             }
             long c0 = (long)od * ncot < lo ? lo - (long)od * ncot : 0, c1 = (long)(od + 1) * ncot > hi ? hi - (long)od * ncot : ncot;
             for (x.cot = (int)c0; x.cot < c1; x.cot++) {
-                x.w = cv->w + (size_t)x.cot * cv->cin * kvol * CO;
-                vec_walk vw = {j->osh.h, j->osh.w, g->wq, k, cv->dil, sh, cv->pad, j->ish.h, 0, 0, 0, 0};
-                conv_tile tl;
-                walk_start(&vw);
-                while (next_tile(&vw, &tl)) conv_tile_any(j, &x, &tl);
+                x.w = cv->w + (size_t)x.cot * cv->cin * kvol * j->cb;
+                if (chan) chan_slice(j, &x);
+                else row_slice(j, &x);
             }
         }
     }
 }
+
+static void conv_task(void *arg, int ith, int nth) { direct_units(arg, ith, nth, 0); }
+
+static void chan_task(void *arg, int ith, int nth) { direct_units(arg, ith, nth, 1); }
 
 /* ---- Winograd F(2x2, 3x3) over (h, w), for k = 3 and stride 1 ----
  *
@@ -514,10 +699,19 @@ static wino_geom wgeom(const csac__conv *cv, csac__shape in) {
     return g;
 }
 
-int csac__conv_winograd(const csac__conv *cv, csac__shape in) {
-    if (cv->k != 3 || cv->stride[0] != 1 || cv->stride[1] != 1 || cv->stride[2] != 1) return 0;
-    if (cv->algo == CSAC__CONV_DIRECT) return 0;
-    if (cv->algo == CSAC__CONV_WINOGRAD) return 1;
+/* Lanes the row kernel computes per output slice (padding columns included). */
+static long row_lanes(const csac__conv *cv, csac__shape in, csac__shape o) {
+    if (o.w >= CSAC_VLEN) return (long)o.h * ((o.w + CSAC_VLEN - 1) / CSAC_VLEN) * CSAC_VLEN;
+    long wq = geom(cv, in).wq;
+    return (((long)(o.h - 1) * wq + o.w + CSAC_VLEN - 1) / CSAC_VLEN) * CSAC_VLEN;
+}
+
+static int winograd_fits(const csac__conv *cv) {
+    return cv->k == 3 && cv->stride[0] == 1 && cv->stride[1] == 1 && cv->stride[2] == 1;
+}
+
+static int winograd_auto(const csac__conv *cv, csac__shape in, csac__shape o) {
+    if (!winograd_fits(cv)) return 0;
     /* Measured: with FMA (and 8-16 lanes) direct wins on every layer of the
      * network. Without (wasm), compare lanes of multiplies per depth slice
      * and (ci, kd): Winograd 16 per tile lane plus ~15% for the transforms,
@@ -525,11 +719,21 @@ int csac__conv_winograd(const csac__conv *cv, csac__shape in) {
      * 1.2-2.2x faster (d1 and d2 from 8^3 up, d3) and direct where the two
      * are within 5% (4^3 planes, d2 at 8^3: tiles fill few lanes). */
     if (CSAC_SIMD_FMA) return 0;
+    long wl = (long)wgeom(cv, in).ntv * CSAC_VLEN;
+    return 16 * wl * 115 < 9 * row_lanes(cv, in, o) * 100;
+}
+
+int csac__conv_algo(const csac__conv *cv, csac__shape in) {
+    if (cv->algo == CSAC__CONV_DIRECT || cv->algo == CSAC__CONV_CHANVEC) return cv->algo;
+    if (cv->algo == CSAC__CONV_WINOGRAD) return winograd_fits(cv) ? CSAC__CONV_WINOGRAD : CSAC__CONV_DIRECT;
     csac__shape o = csac__conv_out_shape(cv, in);
-    long wl = (long)wgeom(cv, in).ntv * CSAC_VLEN, dl;
-    if (o.w >= CSAC_VLEN) dl = (long)o.h * ((o.w + CSAC_VLEN - 1) / CSAC_VLEN) * CSAC_VLEN;
-    else dl = (((long)(o.h - 1) * (in.w + 2 * cv->pad) + o.w + CSAC_VLEN - 1) / CSAC_VLEN) * CSAC_VLEN;
-    return 16 * wl * 115 < 9 * dl * 100;
+    /* Channel vectors where the row kernel leaves lanes idle (planes narrower
+     * than its vectors: 8 x 8 and 4 x 4 with 16 lanes), whole blocks of CVC
+     * channels fill them and rows fill whole tiles. Only with 32 registers:
+     * the tiles hold 24 accumulators. */
+    if (CSAC_VLEN >= 16 && cv->cout % CVC == 0 && o.w % CHAN_NARROW == 0 && row_lanes(cv, in, o) * 100 > 110L * o.h * o.w)
+        return CSAC__CONV_CHANVEC;
+    return winograd_auto(cv, in, o) ? CSAC__CONV_WINOGRAD : CSAC__CONV_DIRECT;
 }
 
 /* Per thread: a gathered plane, V of 2 * dil + 1 depths, the tile table. */
@@ -576,15 +780,19 @@ static void wino_pack(const float *w, int cin, int cout, float *packed) {
                 }
 }
 
+static int block_channels(int algo) { return algo == CSAC__CONV_CHANVEC ? CVC : CO; }
+
 size_t csac__conv_packed_floats(const csac__conv *cv, csac__shape in) {
-    size_t ncot = (size_t)(cv->cout + CO - 1) / CO;
-    if (csac__conv_winograd(cv, in)) return ncot * 16 * cv->cin * 3 * CO;
-    return ncot * cv->cin * cv->k * cv->k * cv->k * CO;
+    int algo = csac__conv_algo(cv, in), cb = block_channels(algo);
+    size_t ncot = (size_t)(cv->cout + cb - 1) / cb;
+    if (algo == CSAC__CONV_WINOGRAD) return ncot * 16 * cv->cin * 3 * CO;
+    return ncot * cv->cin * cv->k * cv->k * cv->k * cb;
 }
 
 void csac__conv_pack(const csac__conv *cv, csac__shape in, const float *w, float *packed) {
-    if (csac__conv_winograd(cv, in)) wino_pack(w, cv->cin, cv->cout, packed);
-    else direct_pack(w, cv->cin, cv->cout, cv->k, packed);
+    int algo = csac__conv_algo(cv, in);
+    if (algo == CSAC__CONV_WINOGRAD) wino_pack(w, cv->cin, cv->cout, packed);
+    else direct_pack(w, cv->cin, cv->cout, cv->k, block_channels(algo), packed);
 }
 
 /* V = B^T d B of every tile vector of one gathered plane (tmp), written to
@@ -793,12 +1001,14 @@ void csac__conv3d(csac_pool *pool, const csac__conv *cv, const float *in, csac__
     j.gather_stride = gather_per_thread(cv, ish);
     j.res = res;
     j.relu = relu;
+    int algo = csac__conv_algo(cv, ish);
+    j.cb = block_channels(algo);
     atomic_init(&j.next, 0);
-    if (csac__conv_winograd(cv, ish)) {
+    if (algo == CSAC__CONV_WINOGRAD) {
         j.wg = wgeom(cv, ish);
         csac_pool_run(pool, wino_task, &j);
     } else {
-        csac_pool_run(pool, conv_task, &j);
+        csac_pool_run(pool, algo == CSAC__CONV_CHANVEC ? chan_task : conv_task, &j);
     }
 }
 

@@ -18,10 +18,12 @@ typedef struct csac__shape { int c, d, h, w; } csac__shape;
 #define CSAC__SLACK 64
 #define CSAC__MAX_K 7 /* largest conv kernel the kernels take */
 
-/* How a conv is computed: direct, or Winograd F(2x2, 3x3) over (h, w) for
- * k = 3, stride 1 (any dilation). AUTO picks from the shapes; tests force one
- * (WINOGRAD falls back to direct where it does not apply). */
-enum { CSAC__CONV_AUTO = 0, CSAC__CONV_DIRECT, CSAC__CONV_WINOGRAD };
+/* How a conv is computed: direct (vectors along output rows), Winograd
+ * F(2x2, 3x3) over (h, w) for k = 3, stride 1 (any dilation), or direct with
+ * vectors across output channels (CHANVEC: small planes). AUTO picks from the
+ * shapes and the target; tests force one (WINOGRAD falls back to direct
+ * where it does not apply). */
+enum { CSAC__CONV_AUTO = 0, CSAC__CONV_DIRECT, CSAC__CONV_WINOGRAD, CSAC__CONV_CHANVEC };
 
 /* 3D convolution, cubic kernel k, the same padding and dilation on all axes,
  * stride per axis (d, h, w). Weights are packed by csac__conv_pack for the
@@ -35,8 +37,8 @@ typedef struct csac__conv {
 } csac__conv;
 
 csac__shape csac__conv_out_shape(const csac__conv *cv, csac__shape in);
-/* 1 when cv runs as Winograd on this input shape. */
-int csac__conv_winograd(const csac__conv *cv, csac__shape in);
+/* The algorithm cv runs with on this input shape (never AUTO). */
+int csac__conv_algo(const csac__conv *cv, csac__shape in);
 size_t csac__conv_packed_floats(const csac__conv *cv, csac__shape in);
 /* w: PyTorch order [cout][cin][k][k][k] -> packed for cv on input shape in. */
 void csac__conv_pack(const csac__conv *cv, csac__shape in, const float *w, float *packed);

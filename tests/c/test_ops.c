@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "simd.h"
 #include "test.h"
 #include "threadpool.h"
 
@@ -89,6 +90,9 @@ static void test_conv(csac_pool *p1, csac_pool *p3, int trial) {
         {2, 4, 3, 3, 1, 3, 32, 32},  {3, 9, 3, 1, 1, 6, 16, 16}, {4, 8, 3, 3, 1, 5, 16, 16},
         {5, 8, 3, 1, 1, 8, 8, 8},    {4, 7, 3, 2, 1, 8, 8, 8},   {6, 8, 3, 1, 2, 8, 8, 8},
         {8, 12, 3, 1, 1, 4, 4, 4},   {5, 6, 1, 1, 2, 8, 8, 8},   {3, 4, 3, 3, 1, 4, 4, 4},
+        /* whole channel-vector blocks (32, 64 outputs): 4- and 8-wide rows, stride 2, dilation 2, a 12-wide row */
+        {3, 32, 3, 1, 1, 4, 4, 4},   {2, 64, 3, 2, 1, 5, 8, 8},  {2, 32, 3, 1, 2, 8, 8, 8},
+        {2, 32, 3, 1, 1, 3, 6, 12},
     };
     enum { NFIXED = sizeof FIXED / sizeof FIXED[0] };
     if (trial >= 1 && trial <= NFIXED) {
@@ -105,15 +109,16 @@ static void test_conv(csac_pool *p1, csac_pool *p3, int trial) {
     size_t nw = (size_t)cv.cout * cv.cin * cv.k * cv.k * cv.k;
     float *x = alloc_rand(nx), *w = alloc_rand(nw), *b = alloc_rand((size_t)cv.cout), *res = alloc_rand(ny);
     float *y1 = malloc(sizeof(float) * ny), *y3 = malloc(sizeof(float) * ny), *yr = malloc(sizeof(float) * ny);
+    float *yd = malloc(sizeof(float) * ny); /* the row kernel's output */
     double *mag = malloc(sizeof(double) * ny);
     const float *r = has_res ? res : NULL;
     cv.b = has_b ? b : NULL;
     ref_conv(&cv, w, x, is, r, relu, yr, mag);
-    /* every algorithm that applies: direct, and Winograd for k 3, stride 1 */
-    static const char *names[] = {"auto", "direct", "winograd"};
-    for (int algo = CSAC__CONV_DIRECT; algo <= CSAC__CONV_WINOGRAD; algo++) {
+    /* every algorithm that applies: direct, Winograd (k 3, stride 1), channel vectors */
+    static const char *names[] = {"auto", "direct", "winograd", "chanvec"};
+    for (int algo = CSAC__CONV_DIRECT; algo <= CSAC__CONV_CHANVEC; algo++) {
         cv.algo = algo;
-        if (algo == CSAC__CONV_WINOGRAD && !csac__conv_winograd(&cv, is)) break;
+        if (csac__conv_algo(&cv, is) != algo) continue; /* Winograd only for k 3, stride 1 */
         float *packed = malloc(sizeof(float) * csac__conv_packed_floats(&cv, is));
         csac__conv_pack(&cv, is, w, packed);
         cv.w = packed;
@@ -132,11 +137,17 @@ static void test_conv(csac_pool *p1, csac_pool *p3, int trial) {
               cv.pad, cv.stride[0], cv.stride[1], cv.stride[2], is.d, is.h, is.w, has_b, has_res, relu, worst, at, y1[at],
               yr[at]);
         CHECK(memcmp(y1, y3, sizeof(float) * ny) == 0, "conv trial %d (%s): 1 vs 3 threads differ", trial, names[algo]);
+        if (algo == CSAC__CONV_DIRECT) memcpy(yd, y1, sizeof(float) * ny);
+        if (algo == CSAC__CONV_CHANVEC) { /* same taps in the same order as the row kernel: the same values */
+            size_t nd = 0;
+            for (size_t i = 0; i < ny; i++) nd += !(y1[i] == yd[i]);
+            CHECK(nd == 0, "conv trial %d: channel-vector and row kernels differ at %zu of %zu outputs", trial, nd, ny);
+        }
         free(packed);
         free(gather);
     }
     free(x); free(w); free(b); free(res);
-    free(y1); free(y3); free(yr); free(mag);
+    free(y1); free(y3); free(yr); free(yd); free(mag);
 }
 
 static void test_maxpool(csac_pool *p1, csac_pool *p3, int trial) {
@@ -204,6 +215,14 @@ int main(void) {
     for (int t = 0; t < 300; t++) test_conv(p1, p3, t);
     for (int t = 0; t < 50; t++) test_maxpool(p1, p3, t);
     test_small_ops();
+    /* where the kernels were measured faster: channel vectors for the network's
+     * 8^3 and 4^3 convs with 16 lanes and FMA (AVX-512), never elsewhere */
+    csac__conv c8 = {64, 64, 3, 2, 2, {1, 1, 1}, NULL, NULL, CSAC__CONV_AUTO};
+    csac__conv c16 = {32, 32, 3, 1, 1, {1, 1, 1}, NULL, NULL, CSAC__CONV_AUTO};
+    int a8 = csac__conv_algo(&c8, (csac__shape){64, 8, 8, 8});
+    if (CSAC_VLEN >= 16) CHECK(a8 == CSAC__CONV_CHANVEC, "8^3 conv with 16 lanes: algorithm %d, not channel vectors", a8);
+    else CHECK(a8 != CSAC__CONV_CHANVEC, "8^3 conv: channel vectors picked with %d lanes", CSAC_VLEN);
+    CHECK(csac__conv_algo(&c16, (csac__shape){32, 16, 16, 16}) != CSAC__CONV_CHANVEC, "16^3 conv: row kernel expected");
     csac_pool_free(p1);
     csac_pool_free(p3);
     return test_summary("test_ops");
