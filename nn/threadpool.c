@@ -9,6 +9,20 @@
 
 #ifndef CSAC_NO_THREADS
 #include <pthread.h>
+#include <stdatomic.h>
+/* Threads spin about 0.1 ms for the next job (and the caller for the end of
+ * one) before sleeping on the condition variables: the next layer's job
+ * comes within microseconds. Measured with 2 threads and a ~15 us job here:
+ * 29 us a job sleeping at once, 18 us spinning first (~0.7 ms of a forward's
+ * 60 jobs). */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CSAC_RELAX() _mm_pause()
+#define CSAC_SPIN 2000 /* pause instructions */
+#else
+#define CSAC_RELAX() ((void)0)
+#define CSAC_SPIN 100000 /* atomic loads */
+#endif
 #endif
 
 struct csac_pool {
@@ -17,10 +31,10 @@ struct csac_pool {
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t start, done;
-    unsigned long generation; /* bumped for each job                   */
-    int pending;              /* workers still running the current job */
-    int quit;
-    csac_task_fn fn;
+    atomic_ulong generation; /* bumped for each job                   */
+    atomic_int pending;      /* workers still running the current job */
+    atomic_int quit;
+    csac_task_fn fn;         /* written before generation is bumped   */
     void *arg;
 #endif
 };
@@ -33,19 +47,24 @@ static void *worker(void *p) {
     free(p);
     csac_pool *pool = wa.pool;
     unsigned long seen = 0;
-    pthread_mutex_lock(&pool->mu);
     for (;;) {
-        while (!pool->quit && pool->generation == seen) pthread_cond_wait(&pool->start, &pool->mu);
-        if (pool->quit) break;
-        seen = pool->generation;
-        csac_task_fn fn = pool->fn;
-        void *arg = pool->arg;
-        pthread_mutex_unlock(&pool->mu);
-        fn(arg, wa.ith, pool->n);
-        pthread_mutex_lock(&pool->mu);
-        if (--pool->pending == 0) pthread_cond_signal(&pool->done);
+        for (int i = 0; i < CSAC_SPIN && atomic_load_explicit(&pool->generation, memory_order_acquire) == seen; i++)
+            CSAC_RELAX();
+        if (atomic_load_explicit(&pool->generation, memory_order_acquire) == seen) {
+            pthread_mutex_lock(&pool->mu);
+            while (!atomic_load(&pool->quit) && atomic_load(&pool->generation) == seen)
+                pthread_cond_wait(&pool->start, &pool->mu);
+            pthread_mutex_unlock(&pool->mu);
+        }
+        if (atomic_load(&pool->quit)) break;
+        seen = atomic_load_explicit(&pool->generation, memory_order_acquire);
+        pool->fn(pool->arg, wa.ith, pool->n);
+        if (atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&pool->mu); /* the caller may be asleep on done */
+            pthread_cond_signal(&pool->done);
+            pthread_mutex_unlock(&pool->mu);
+        }
     }
-    pthread_mutex_unlock(&pool->mu);
     return NULL;
 }
 #endif
@@ -83,7 +102,8 @@ void csac_pool_free(csac_pool *pool) {
 #ifndef CSAC_NO_THREADS
     if (pool->threads) {
         pthread_mutex_lock(&pool->mu);
-        pool->quit = 1;
+        atomic_store(&pool->quit, 1);
+        atomic_fetch_add(&pool->generation, 1);
         pthread_cond_broadcast(&pool->start);
         pthread_mutex_unlock(&pool->mu);
         for (int i = 1; i < pool->n; i++) pthread_join(pool->threads[i], NULL);
@@ -104,13 +124,16 @@ void csac_pool_run(csac_pool *pool, csac_task_fn fn, void *arg) {
     pthread_mutex_lock(&pool->mu);
     pool->fn = fn;
     pool->arg = arg;
-    pool->pending = pool->n - 1;
-    pool->generation++;
+    atomic_store_explicit(&pool->pending, pool->n - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
     pthread_cond_broadcast(&pool->start);
     pthread_mutex_unlock(&pool->mu);
     fn(arg, 0, pool->n);
-    pthread_mutex_lock(&pool->mu);
-    while (pool->pending > 0) pthread_cond_wait(&pool->done, &pool->mu);
-    pthread_mutex_unlock(&pool->mu);
+    for (int i = 0; i < CSAC_SPIN && atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; i++) CSAC_RELAX();
+    if (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&pool->mu);
+        while (atomic_load(&pool->pending) > 0) pthread_cond_wait(&pool->done, &pool->mu);
+        pthread_mutex_unlock(&pool->mu);
+    }
 #endif
 }
