@@ -59,13 +59,6 @@
 #define CO CSAC_CONV_CO
 #define NV CSAC_CONV_NV
 
-/* The row kernel's tap loop: one flat loop over a tile's (kd, kh, kw) list
- * natively (5-8 % faster on the 16^3 and 32^3 layers), a loop per kd in
- * wasm, where V8 ran the flat loop 20 % slower (an extra load per tap). */
-#ifndef CSAC_CONV_FLAT_TAPS
-#define CSAC_CONV_FLAT_TAPS CSAC_SIMD_FMA
-#endif
-
 /* Channel-vector tile (small planes, AVX-512): CV vectors of output
  * channels x up to 24 / CV positions: 1 row x 8 (rows of 8 and more) or
  * 3 rows x 4 (narrower rows). Measured on the network's 8^3 and 4^3 layers
@@ -79,6 +72,7 @@
 #define CHAN_POS 8           /* positions per row tile, at most */
 #define CHAN_ROWS 3          /* rows per tile for rows narrower than CHAN_POS */
 #define CHAN_NARROW 4        /* positions per row in those tiles */
+#define CHAN_TILE (CHAN_ROWS * CHAN_NARROW > CHAN_POS ? CHAN_ROWS * CHAN_NARROW : CHAN_POS) /* positions, at most */
 
 _Static_assert(NV >= 1 && NV <= 4, "conv_task dispatches tiles of 1..4 vectors");
 _Static_assert(CHAN_POS == 8 && CHAN_NARROW == 4, "chan_row and chan_narrow dispatch row ends of 1..7 and 1..3 positions");
@@ -346,7 +340,8 @@ static int next_tile(vec_walk *vw, conv_tile *t) {
 /* The taps a tile sums over, in order: the valid kd, then the (kh, kw) taps
  * [t0, t1) of its rows' valid kernel rows; as offsets into one input
  * channel's gathered planes and one input channel's packed weights. One
- * flat loop: a loop per kd cost up to 20 % on the 8^3 layers. */
+ * flat loop: a loop per kd cost up to 20 % on the 8^3 layers, natively and
+ * in wasm. */
 typedef struct {
     int n, t0, t1;
     long in[CSAC__MAX_K * CSAC__MAX_K * CSAC__MAX_K];
@@ -396,32 +391,17 @@ static inline __attribute__((always_inline)) void conv_tile_run(const conv_job *
         dq[v] = contig ? (long)v * CSAC_VLEN : ((long)tl->r[v] - tl->r[0]) * j->g.wq + tl->c[v] - tl->c[0];
     for (int c = 0; c < CO; c++)
         for (int v = 0; v < nv; v++) acc[c][v] = csac_vzero();
-#define CSAC_TAP_BODY(pk, wt)                                                               \
-    do {                                                                                    \
-        csac_vf xv[NV];                                                                     \
-        for (int v = 0; v < nv; v++) xv[v] = csac_vload((pk) + dq[v]);                      \
-        for (int c = 0; c < CO; c++) {                                                      \
-            csac_vf wv = csac_vset1((wt)[c]);                                               \
-            for (int v = 0; v < nv; v++) acc[c][v] = csac_vmadd(acc[c][v], xv[v], wv);      \
-        }                                                                                   \
-    } while (0)
-#if CSAC_CONV_FLAT_TAPS
     const float *wc = x->w;
     for (int ci = 0; ci < cin; ci++, sb += x->ci_stride, wc += wci)
-        for (int i = 0; i < nt; i++) CSAC_TAP_BODY(sb + tp->in[i], wc + tp->w[i]);
-#else
-    (void)nt;
-    int khw = cv->k * cv->k;
-    for (int ci = 0; ci < cin; ci++) {
-        const float *wci0 = x->w + (size_t)ci * wci;
-        for (int q = 0; q < x->nkd; q++) {
-            const float *sq = sb + ci * x->ci_stride + x->kd_off[q];
-            const float *wt = wci0 + ((size_t)x->kd_idx[q] * khw + tl->t0) * CO;
-            for (int t = tl->t0; t < tl->t1; t++, wt += CO) CSAC_TAP_BODY(sq + x->hw_off[t], wt);
+        for (int i = 0; i < nt; i++) { /* one flat loop over the valid (kd, kh, kw), in order */
+            const float *pk = sb + tp->in[i], *wt = wc + tp->w[i];
+            csac_vf xv[NV];
+            for (int v = 0; v < nv; v++) xv[v] = csac_vload(pk + dq[v]);
+            for (int c = 0; c < CO; c++) {
+                csac_vf wv = csac_vset1(wt[c]);
+                for (int v = 0; v < nv; v++) acc[c][v] = csac_vmadd(acc[c][v], xv[v], wv);
+            }
         }
-    }
-#endif
-#undef CSAC_TAP_BODY
     int OH = j->osh.h, OW = j->osh.w;
     csac_vf z = csac_vzero();
     for (int c = 0; c < CO; c++) {
@@ -493,7 +473,7 @@ static inline __attribute__((always_inline)) void chan_tile_run(const conv_job *
     int cin = cv->cin, nt = tp->n;
     long wq = j->g.wq, wci = (long)cv->k * cv->k * cv->k * CVC;
     const float *sb = x->src + (long)r * wq + c, *wc = x->w;
-    csac_vf acc[CV][CHAN_ROWS * CHAN_NARROW > CHAN_POS ? CHAN_ROWS * CHAN_NARROW : CHAN_POS];
+    csac_vf acc[CV][CHAN_TILE];
     for (int v = 0; v < CV; v++)
         for (int p = 0; p < nr * np; p++) acc[v][p] = csac_vzero();
     for (int ci = 0; ci < cin; ci++, sb += x->ci_stride, wc += wci)
@@ -508,7 +488,7 @@ static inline __attribute__((always_inline)) void chan_tile_run(const conv_job *
                 }
         }
     /* transpose through the stack: the outputs are channel planes */
-    float buf[CHAN_ROWS * CHAN_NARROW > CHAN_POS ? CHAN_ROWS * CHAN_NARROW : CHAN_POS][CVC];
+    float buf[CHAN_TILE][CVC];
     for (int p = 0; p < nr * np; p++)
         for (int v = 0; v < CV; v++) csac_vstore(&buf[p][v * CSAC_VLEN], acc[v][p]);
     int OW = j->osh.w;
@@ -593,7 +573,7 @@ static inline __attribute__((always_inline)) void row_slice(const conv_job *j, c
     tp.n = -1;
     walk_start(&vw);
     while (next_tile(&vw, &tl)) {
-        if (CSAC_CONV_FLAT_TAPS) tap_list_set(x, cv->k * cv->k, CO, tl.t0, tl.t1, &tp);
+        tap_list_set(x, cv->k * cv->k, CO, tl.t0, tl.t1, &tp);
         conv_tile_any(j, x, &tp, &tl);
     }
 }
