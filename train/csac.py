@@ -17,6 +17,9 @@ import os
 import numpy as np
 
 GRID_D, GRID_H, GRID_W = 64, 128, 128
+# Lesion targets for training (train.py --aux-seg) live at the stage2 resolution, 16^3: one cell is
+# 4 x 8 x 8 grid voxels (the stem's stride (1, 2, 2) and two 2x max-pools).
+LESION_GRID = (16, 16, 16)
 _HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_LIB = os.path.join(_HERE, "..", "build", "native", "libcsac.so")
 
@@ -134,6 +137,40 @@ class Csac:
             if not with_info:
                 return out
             return out, self._info(vol), {"grid2world": _mat(g.grid2world), "grid2vox": _mat(g.grid2vox)}
+
+
+def labels_on_grid(mask, grid2mask, sub=1):
+    """Label of the nearest mask voxel at sub^3 points inside each model-grid voxel:
+    uint8 (sub^3, D, H, W). mask is indexed [i, j, k] (NIfTI order); grid2mask maps
+    (w, h, d, 1) onto it (inv(mask affine) @ grid2world; = grid2vox when the mask
+    shares the scan's geometry). Points outside the mask read 0."""
+    offs = np.arange(sub) / sub - (sub - 1) / (2 * sub)
+    zz, yy, xx = np.meshgrid(np.arange(GRID_D), np.arange(GRID_H), np.arange(GRID_W), indexing="ij")
+    out = np.zeros((sub ** 3, GRID_D, GRID_H, GRID_W), np.uint8)
+    m = np.asarray(grid2mask, np.float64)
+    n = 0
+    for oz in offs:
+        for oy in offs:
+            for ox in offs:
+                v = np.rint(m[:3, 0, None] * (xx + ox).ravel() + m[:3, 1, None] * (yy + oy).ravel()
+                            + m[:3, 2, None] * (zz + oz).ravel() + m[:3, 3, None]).astype(np.int64)
+                ok = np.all((v >= 0) & (v < np.array(mask.shape)[:, None]), axis=0)
+                lab = np.zeros(v.shape[1], np.uint8)
+                lab[ok] = mask[v[0, ok], v[1, ok], v[2, ok]]
+                out[n] = lab.reshape(GRID_D, GRID_H, GRID_W)
+                n += 1
+    return out
+
+
+def lesion_targets(labels):
+    """Per LESION_GRID cell, the share of grid voxels labelled ground glass (1) and consolidation
+    (2): uint8 (2, 16, 16, 16), 255 = the whole cell. labels: (D, H, W) from labels_on_grid."""
+    bd, bh, bw = GRID_D // LESION_GRID[0], GRID_H // LESION_GRID[1], GRID_W // LESION_GRID[2]
+    out = np.empty((2,) + LESION_GRID, np.uint8)
+    for c in (1, 2):
+        f = (labels == c).reshape(LESION_GRID[0], bd, LESION_GRID[1], bh, LESION_GRID[2], bw).mean((1, 3, 5))
+        out[c - 1] = np.rint(f * 255)
+    return out
 
 
 _default = None

@@ -7,7 +7,9 @@ Recipe as in Yao et al. 2021: Adam, lr 1e-3, batch 10, up to 75 epochs, with
 augmentation by random scaling 0.9-1.1, horizontal and vertical flips and
 rotation -15..15 degrees (applied to the model-grid tensor, in-plane); early
 stopping on the validation AUC. Added for short GPU budgets (weights/MODEL_CARD.md):
-He init, zero-init residual BN, warm-up + cosine schedule (--sched, --fit-epochs).
+He init, zero-init residual BN, warm-up + cosine schedule (--sched, --fit-epochs),
+and training-only lesion heads (--aux-seg: deep supervision with the synthetic
+lesion masks, dropped at export).
 Checkpoints every epoch (out/ckpt.pt) and resumes from it. Fixed seeds. At the
 end the best epoch is exported with BN folded: out/csac.safetensors (and out/best.pt).
 """
@@ -28,6 +30,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from csacnet import N_FEATURES, CSACNet3D, fold_bn  # noqa: E402
+from csac import LESION_GRID  # noqa: E402
 import export as csac_export  # noqa: E402
 
 
@@ -43,14 +46,42 @@ class ResNet3D(nn.Module):
         self.fc1, self.fc2, self.fc3 = nn.Linear(128, 128), nn.Linear(128, 64), nn.Linear(64, 1)
 
     def forward(self, x, taps=None):
+        taps = {} if taps is None else taps
         x = F.max_pool3d(F.relu(self.stem(x)), 2)
         x = self.stage1(x)
-        x = self.stage2(F.max_pool3d(x, 2))
-        x = self.stage4(self.stage3(F.max_pool3d(x, 2)))
-        f = torch.flatten(F.adaptive_avg_pool3d(x, 1), 1)
-        if taps is not None:
-            taps["features"] = f
+        x = taps["stage2"] = self.stage2(F.max_pool3d(x, 2))
+        x = taps["stage3"] = self.stage3(F.max_pool3d(x, 2))
+        x = self.stage4(x)
+        f = taps["features"] = torch.flatten(F.adaptive_avg_pool3d(x, 1), 1)
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(f)))))
+
+
+# --aux-seg: maps that get a training-only 1x1x1 lesion head (name -> channels). The trunk's
+# 16^3 and 8^3 stages for both networks, and CSAC-Net's subnet maps at the same scales (the
+# Grad-CAM candidates of docs/heatmaps.md). Targets: csac.lesion_targets, pooled to each scale.
+SEG_TAPS = {"resnet": {"stage2": 32, "stage3": 64},
+            "csac": {"stage2": 32, "stage3": 64, "subB.conv2": 64, "subC.conv4": 64}}
+CLASSES = ("covid", "cap", "normal")  # --aux-classes targets, train/synth/generate.py LABELS
+SEG_POS_WEIGHT = 10.0  # lesion cells are ~1 % of the 16^3 cells of a COVID-19 case
+
+
+class SegHeads(nn.Module):
+    """One 1x1x1 conv per tapped map -> 2 logits (ground glass, consolidation) per cell."""
+
+    def __init__(self, arch):
+        super().__init__()
+        self.names = list(SEG_TAPS[arch])
+        self.convs = nn.ModuleList(nn.Conv3d(c, 2, 1) for c in SEG_TAPS[arch].values())
+
+    def loss(self, taps, target):
+        """Mean over heads of the BCE against the target's share per cell (avg-pooled to the map)."""
+        out = 0.0
+        for name, conv in zip(self.names, self.convs):
+            f = taps[name].float()
+            t = F.adaptive_avg_pool3d(target, f.shape[2:])
+            out = out + F.binary_cross_entropy_with_logits(
+                conv(f), t, pos_weight=torch.tensor(SEG_POS_WEIGHT, device=f.device))
+        return out / len(self.convs)
 
 
 def make_model(arch):
@@ -111,11 +142,12 @@ def auc(y, s):
     return float((ranks[y].sum() - npos * (npos + 1) / 2) / (npos * nneg))
 
 
-def load_set(data_dir):
-    """Manifest rows and the stacked float16 tensors (N, 1, 64, 128, 128)."""
+def load_set(data_dir, labels=None):
+    """Manifest rows and the stacked float16 tensors (N, 1, 64, 128, 128); labels: keep only
+    the cases of these classes."""
     with open(os.path.join(data_dir, "manifest.csv")) as fh:
         rows = [r for r in csv.DictReader(fh)]
-    rows = [r for r in rows if r.get("tensor")]
+    rows = [r for r in rows if r.get("tensor") and (not labels or r["label"] in labels)]
     if not rows:
         raise SystemExit(f"{data_dir}: no tensors in manifest.csv (generate with --tensors yes)")
     x = np.stack([np.load(os.path.join(data_dir, r["tensor"])).astype(np.float16) for r in rows])[:, None]
@@ -123,9 +155,23 @@ def load_set(data_dir):
     return rows, x, y
 
 
-def augment(x, gen, vflip=True):
+def load_lesion_targets(data_dir, rows):
+    """(N, 2, 16, 16, 16) uint8 lesion shares (csac.lesion_targets); zeros for normal cases.
+    A lesion case without its file means the set predates the targets: regenerate it."""
+    out = np.zeros((len(rows), 2) + LESION_GRID, np.uint8)
+    for k, r in enumerate(rows):
+        if r.get("lesion_grid"):
+            out[k] = np.load(os.path.join(data_dir, r["lesion_grid"]))
+        elif r["label"] != "normal":
+            raise SystemExit(f"{data_dir}: {r['file']} has no lesion targets (regenerate the set for --aux-seg)")
+    return out
+
+
+def augment(x, gen, vflip=True, extra=None):
     """Random scale 0.9-1.1, flips of rows and columns, in-plane rotation
-    -15..15 deg; x: (B,1,D,H,W) on the training device. Outside -> 0 (= air)."""
+    -15..15 deg; x: (B,1,D,H,W) on the training device. Outside -> 0 (= air).
+    extra (B,C,d,h,w), e.g. lesion targets, gets the same transform: then
+    returns (x, extra)."""
     b = x.shape[0]
     dev = x.device
     ang = (torch.rand(b, generator=gen) * 30 - 15) * math.pi / 180
@@ -141,22 +187,44 @@ def augment(x, gen, vflip=True):
     theta[:, 1, 0], theta[:, 1, 1] = s * fy, c * fy
     theta[:, 2, 2] = 1 / sc
     grid = F.affine_grid(theta.to(dev), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if extra is None:
+        return out
+    g2 = F.affine_grid(theta.to(dev), list(extra.shape), align_corners=False)  # normalised coords: same map
+    return out, F.grid_sample(extra, g2, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def train_step(model, opt, xt, yt, bi, gen, dev, amp, memfmt, vflip=True, aux=None):
-    """One step. aux = (head, lesion labels, weight): a training-only linear head on the
-    pooled features that predicts "any lesion" (COVID-19 or CAP); never exported."""
-    xb = augment(xt[bi.to(xt.device)].to(dev).float(), gen, vflip).contiguous(memory_format=memfmt)
+def train_step(model, opt, xt, yt, bi, gen, dev, amp, memfmt, vflip=True, aux=None, seg=None, parts=None):
+    """One step. aux = (head, targets, weight): a training-only linear head on the pooled
+    features, never exported: 1 output = "any lesion" (COVID-19 or CAP, BCE), 3 outputs =
+    the class (COVID-19 / CAP / normal, cross-entropy).
+    seg = (SegHeads, lesion targets uint8 (N,2,16,16,16), weight): deep supervision of
+    the tapped maps with the lesion masks; never exported. parts collects the terms."""
+    xb = xt[bi.to(xt.device)].to(dev).float()
+    if seg:
+        xb, tb = augment(xb, gen, vflip, seg[1][bi.to(seg[1].device)].to(dev).float() / 255)
+    else:
+        xb = augment(xb, gen, vflip)
+    xb = xb.contiguous(memory_format=memfmt)
     yb = yt[bi].to(dev)
-    taps = {} if aux else None
+    taps = {} if (aux or seg) else None
     with torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext():
         logit = model(xb, taps)[:, 0]
     loss = F.binary_cross_entropy_with_logits(logit.float(), yb)
+    if parts is not None:
+        parts.setdefault("cls", []).append(float(loss))
     if aux:
         head, ya, w = aux
-        la = head(taps["features"].float())[:, 0]
-        loss = loss + w * F.binary_cross_entropy_with_logits(la, ya[bi].to(dev))
+        la = head(taps["features"].float())
+        if la.shape[1] == 1:
+            loss = loss + w * F.binary_cross_entropy_with_logits(la[:, 0], ya[bi].to(dev))
+        else:
+            loss = loss + w * F.cross_entropy(la, ya[bi].to(dev).long())
+    if seg:
+        ls = seg[0].loss(taps, tb)
+        loss = loss + seg[2] * ls
+        if parts is not None:
+            parts.setdefault("seg", []).append(float(ls))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -226,6 +294,15 @@ def main(argv=None):
     ap.add_argument("--aux-lesion", type=float, default=0.0,
                     help="weight of a training-only 'any lesion' (COVID-19 or CAP) loss on the pooled "
                          "features (0: off, the paper's recipe); the exported network is unchanged")
+    ap.add_argument("--aux-classes", type=float, default=0.0,
+                    help="weight of a training-only 3-class (COVID-19 / CAP / normal) cross-entropy on "
+                         "the pooled features (0: off); the exported network is unchanged")
+    ap.add_argument("--labels", default="",
+                    help="train and validate on these classes only, e.g. covid,normal (a diagnostic: "
+                         "can the network tell them apart at all?); default all three")
+    ap.add_argument("--aux-seg", type=float, default=0.0,
+                    help="weight of training-only lesion heads on the 16^3 and 8^3 maps (SEG_TAPS), "
+                         "supervised by the lesion masks (0: off); the exported network is unchanged")
     ap.add_argument("--vflip", type=int, default=1,
                     help="1: flip rows (anterior-posterior) too, as the paper; 0: left-right flips only")
     a = ap.parse_args(argv)
@@ -236,7 +313,12 @@ def main(argv=None):
     dev = torch.device(a.device)
     torch.backends.cudnn.benchmark = dev.type == "cuda"
     os.makedirs(a.out, exist_ok=True)
-    rows, x, y = load_set(a.data)
+    labels = a.labels.split(",") if a.labels else None
+    if labels and (set(labels) - set(CLASSES) or "covid" not in labels or len(labels) < 2):
+        raise SystemExit(f"--labels {a.labels}: give covid and at least one of cap, normal")
+    if a.aux_lesion > 0 and a.aux_classes > 0:
+        raise SystemExit("--aux-lesion and --aux-classes: use one training-only head at a time")
+    rows, x, y = load_set(a.data, labels)
     rng = np.random.default_rng(a.seed)
     idx = rng.permutation(len(y))
     # Stratified split: the same fraction of each label in validation.
@@ -253,11 +335,21 @@ def main(argv=None):
     memfmt = pick_memfmt(a.memfmt, model, xt, yt, dev, amp, a.batch)
     model = model.to(memory_format=memfmt)
     aux_head, aux = None, None
-    if a.aux_lesion > 0:
-        ya = np.array([r["label"] in ("covid", "cap") for r in rows], np.float32)
-        aux_head = nn.Linear(N_FEATURES if a.arch == "csac" else 128, 1).to(dev)
-        aux = (aux_head, torch.from_numpy(ya[tr]), a.aux_lesion)
-    opt = torch.optim.Adam(list(model.parameters()) + (list(aux_head.parameters()) if aux_head else []), lr=a.lr)
+    if a.aux_lesion > 0 or a.aux_classes > 0:
+        nf = N_FEATURES if a.arch == "csac" else 128
+        if a.aux_lesion > 0:
+            ya, w, k = np.array([r["label"] in ("covid", "cap") for r in rows], np.float32), a.aux_lesion, 1
+        else:
+            ya, w, k = np.array([CLASSES.index(r["label"]) for r in rows], np.float32), a.aux_classes, 3
+        aux_head = nn.Linear(nf, k).to(dev)
+        aux = (aux_head, torch.from_numpy(ya[tr]), w)
+    seg_heads, seg = None, None
+    if a.aux_seg > 0:
+        lt = torch.from_numpy(load_lesion_targets(a.data, rows)[tr])
+        seg_heads = SegHeads(a.arch).to(dev)
+        seg = (seg_heads, lt.to(dev) if dev.type == "cuda" else lt, a.aux_seg)
+    extra = [p for h in (aux_head, seg_heads) if h is not None for p in h.parameters()]
+    opt = torch.optim.Adam(list(model.parameters()) + extra, lr=a.lr)
     ckpt = os.path.join(a.out, "ckpt.pt")
     start, best, best_epoch, history = 0, (-1.0, -1e9), -1, []
     if os.path.exists(ckpt):
@@ -265,6 +357,8 @@ def main(argv=None):
         model.load_state_dict(st["model"])
         if aux_head is not None and st.get("aux"):
             aux_head.load_state_dict(st["aux"])
+        if seg_heads is not None and st.get("seg"):
+            seg_heads.load_state_dict(st["seg"])
         opt.load_state_dict(st["opt"])
         start, best, best_epoch, history = st["epoch"] + 1, tuple(st["best"]), st["best_epoch"], st["history"]
         if st.get("fitted_epochs"):  # keep the schedule that --fit-epochs chose
@@ -283,11 +377,12 @@ def main(argv=None):
         gen.manual_seed(a.seed * 1000 + epoch)
         model.train()
         perm = torch.randperm(len(tr), generator=gen)
-        t0, losses = time.time(), []
+        t0, losses, parts = time.time(), [], {}
         for k, i in enumerate(range(0, steps_per_epoch * a.batch, a.batch)):
             for g in opt.param_groups:
                 g["lr"] = lr_at(epoch * steps_per_epoch + k, steps_per_epoch, epochs, a.lr, a.sched)
-            loss = train_step(model, opt, xt, yt, perm[i:i + a.batch], gen, dev, amp, memfmt, a.vflip, aux)
+            loss = train_step(model, opt, xt, yt, perm[i:i + a.batch], gen, dev, amp, memfmt, a.vflip, aux, seg,
+                              parts)
             losses.append(loss.item())
         if a.fit_epochs and epoch == 1 and start <= 1:
             per_epoch = (time.time() - t_start) / (2 - start)  # epochs run since this start
@@ -300,7 +395,8 @@ def main(argv=None):
         p = 1 / (1 + np.exp(-s))
         acc = float(((p >= 0.5) == (y[val] > 0.5)).mean())
         sub = {f"val_auc_{c}": auc(y[val][m], s[m]) for c, m in val_subsets.items()}
-        rec = {"epoch": epoch, "loss": float(np.mean(losses)), "val_auc": v_auc, **sub, "val_loss": v_loss,
+        rec = {"epoch": epoch, "loss": float(np.mean(losses)),
+               **{f"loss_{k}": float(np.mean(v)) for k, v in parts.items()}, "val_auc": v_auc, **sub, "val_loss": v_loss,
                "val_acc": acc, "lr": opt.param_groups[0]["lr"], "s": round(time.time() - t0, 1)}
         history.append(rec)
         key = (v_auc, -v_loss)
@@ -308,6 +404,7 @@ def main(argv=None):
             best, best_epoch = key, epoch
             torch.save(model.state_dict(), os.path.join(a.out, "best.pt"))
         torch.save({"model": model.state_dict(), "aux": aux_head.state_dict() if aux_head else None,
+                    "seg": seg_heads.state_dict() if seg_heads else None,
                     "opt": opt.state_dict(), "epoch": epoch, "best": list(best),
                     "best_epoch": best_epoch, "history": history,
                     "fitted_epochs": epochs if a.fit_epochs else None}, ckpt)
@@ -322,6 +419,7 @@ def main(argv=None):
     summary = {"arch": a.arch, "best_epoch": best_epoch, "val_auc": best[0], "val_loss": -best[1],
                "n_train": len(tr), "n_val": len(val), "epochs": epochs, "memfmt": str(memfmt),
                "sched": a.sched, "vflip": a.vflip, "aux_lesion": a.aux_lesion,
+               "aux_classes": a.aux_classes, "aux_seg": a.aux_seg, "labels": a.labels or "all",
                "torch": torch.__version__, "command": " ".join(sys.argv)}
     if a.arch == "csac":
         folded = fold_bn(model.cpu().float())

@@ -131,6 +131,28 @@ class TestSynth(unittest.TestCase):
             # fraction of a source voxel between storage orientations, hence the loose bound
             self.assertLess(float(np.abs(outs[0] - outs[1]).mean()), 0.03)
 
+    def test_lesion_targets_same_with_or_without_the_volume(self):
+        """--keep-volumes none writes the mask on the internal grid (other affine); the lesion
+        targets for --aux-seg must not depend on that: both go through the scan's own grid."""
+        try:
+            import csac
+            csac._ctx()
+        except Exception as e:  # noqa: BLE001
+            self.skipTest("train/csac.py / libcsac.so not available: %s" % e)
+        with tempfile.TemporaryDirectory() as d:
+            t = {}
+            for keep in (True, False):
+                out = os.path.join(d, str(keep))
+                os.makedirs(os.path.join(out, "tensors"))
+                row = generate.run_one((SEED, 0, "train", out, 0.0, keep, "yes", False))[0]
+                self.assertEqual(row["label"], "covid")
+                t[keep] = np.load(os.path.join(out, row["lesion_grid"])).astype(np.float64) / 255
+        self.assertEqual(t[True].shape, (2, 16, 16, 16))
+        n = t[True].sum() * 256  # grid voxels
+        self.assertGreater(n, 300)  # a COVID-19 case has >= 0.5 % of the lung as lesion
+        self.assertLess(abs(t[False].sum() * 256 - n) / n, 0.2)
+        self.assertGreater(np.corrcoef(t[True].sum(0).ravel(), t[False].sum(0).ravel())[0, 1], 0.97)
+
     def test_confounders_same_for_all_labels(self):
         # the confounder stream is separate from the label: same draws for every label
         r1 = generate.case_rngs(5, 9, "train")[1]

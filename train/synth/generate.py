@@ -6,7 +6,8 @@
 
 Per case: case_NNNNN.nii (native geometry, header variant per case), case_NNNNN_mask.nii.gz (lesion
 label 1 ground glass / 2 consolidation, for covid and cap cases), tensors/case_NNNNN.npy (model-grid
-float16 from the C preprocessing through train/csac.py, when available).  manifest.csv has one row
+float16 from the C preprocessing through train/csac.py, when available) and, for lesion cases,
+tensors/case_NNNNN_les.npy (ground-glass / consolidation share per 16^3 cell: csac.lesion_targets).  manifest.csv has one row
 per case; features.csv holds the global features used by leakage.py; preview.png shows axial +
 coronal lung-window views.  A case is a pure function of (seed, index, profile).
 """
@@ -162,15 +163,21 @@ def run_one(args):
                   origin[2] - g.get("k0", 0.0) * dzi)
             marr, maff, _, _ = render.orient(case["lab_int"], p, sc_ * spacing, dzi, o2)
             niftiio.write(mask_path, marr, maff, 1.0, 0.0, qform_code=qc, sform_code=sc, gzip_level=1)
-    tensor_path = ""
+    tensor_path = les_path = ""
     t_tensor = 0.0
     if want_tensor:
         cs = _csac()
         if not isinstance(cs, Exception):
             t1 = time.process_time()
-            x = cs.preprocess_file(vol_path)
+            x, _, grid = cs.preprocess_file(vol_path, with_info=True)
             tensor_path = os.path.join(out, "tensors", name + ".npy")
             np.save(tensor_path, np.asarray(x, np.float16))
+            if mask_path:  # lesion targets for train.py --aux-seg, through the scan's own grid
+                m = niftiio.read(mask_path)
+                g2m = np.linalg.inv(m.affine) @ np.asarray(aff, np.float64) @ np.asarray(grid["grid2vox"])
+                lab = cs.labels_on_grid(np.asarray(m.data).transpose(2, 1, 0), g2m)[0]
+                les_path = os.path.join(out, "tensors", name + "_les.npy")
+                np.save(les_path, cs.lesion_targets(lab))
             t_tensor = time.process_time() - t1
         elif want_tensor == "yes":
             raise RuntimeError("tensor cache requested but train/csac.py is not usable: %r" % (cs,))
@@ -184,6 +191,7 @@ def run_one(args):
         "binary_label": int(case["label"] == "covid"),
         "lesion_fraction": round(case["lesion_fraction"], 5), "source": case["source"],
         "mask": os.path.basename(mask_path), "tensor": os.path.relpath(tensor_path, out) if tensor_path else "",
+        "lesion_grid": os.path.relpath(les_path, out) if les_path else "",
         "seed": seed, "index": index, "profile": profile, "thickness": thick,
         "spacing": round(spacing, 4), "slices": zn, "header": p["header"], "kernel": p["kernel"],
         "noise_sigma": round(case["sigma"], 2), "lung_ml": round(case["lung_ml"], 1),
