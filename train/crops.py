@@ -170,11 +170,12 @@ def head_net(model):
 
 
 def fit_head(model, xtr, ytr, xva, yva, wd, epochs, seed=0):
-    """Adam on the pooled features; the epoch with the best validation AUC."""
+    """Adam on the pooled features; the epoch with the best validation AUC:
+    (AUC, head state, epoch, validation scores)."""
     torch.manual_seed(seed)
     h = head_net(model)
     opt = torch.optim.Adam(h.parameters(), 1e-3, weight_decay=wd)
-    best = (-1.0, None, -1)
+    best = (-1.0, None, -1, None)
     for ep in range(epochs):
         perm = torch.randperm(len(ytr))
         for i in range(0, len(perm), 32):
@@ -184,19 +185,20 @@ def fit_head(model, xtr, ytr, xva, yva, wd, epochs, seed=0):
             loss.backward()
             opt.step()
         with torch.no_grad():
-            v = T.auc(yva, h(xva)[:, 0].numpy())
+            s = h(xva)[:, 0].numpy()
+        v = T.auc(yva, s)
         if v > best[0]:
-            best = (v, {k: t.clone() for k, t in h.state_dict().items()}, ep)
+            best = (v, {k: t.clone() for k, t in h.state_dict().items()}, ep, s)
     return best
 
 
 def head(a):
     from evaluate import Core
     torch.set_num_threads(a.threads)
-    st = torch.load(a.ckpt)
-    arch = st.get("arch", "csac")
+    ckpt = torch.load(a.ckpt)
+    arch = ckpt.get("arch", "csac")
     model = T.make_model(arch)
-    model.load_state_dict(st["model"])
+    model.load_state_dict(ckpt["model"])
     trunk = a.out + ".trunk.safetensors"
     csac_export.save_safetensors(core_state_dict(model, arch), trunk, metadata={"model": "csac_v1"})
     core = Core(trunk, n_threads=a.threads)
@@ -210,18 +212,14 @@ def head(a):
     ytr, yva = torch.tensor(ltr == "covid", dtype=torch.float32), lva == "covid"
     res = []
     for wd in (0.0, 1e-4, 1e-3):
-        v, st, ep = fit_head(model, xtr, ytr, xva, yva, wd, a.epochs)
-        h = head_net(model)
-        h.load_state_dict(st)
-        with torch.no_grad():
-            s = h(xva)[:, 0].numpy()
+        v, hs, ep, s = fit_head(model, xtr, ytr, xva, yva, wd, a.epochs)
         sub = {c: T.auc(yva[np.isin(lva, ("covid", c))], s[np.isin(lva, ("covid", c))]) for c in ("normal", "cap")}
         print(json.dumps({"wd": wd, "val_auc": round(v, 4), "epoch": ep,
                           **{f"val_auc_{k}": round(u, 4) for k, u in sub.items()}}), flush=True)
-        res.append((v, wd, ep, st))
+        res.append((v, wd, ep, hs))
     v, wd, ep, hs = max(res, key=lambda r: r[0])
     with torch.no_grad():
-        for i, fc in ((0, fc_layers(model)[0]), (2, fc_layers(model)[1]), (4, fc_layers(model)[2])):
+        for i, fc in zip((0, 2, 4), fc_layers(model)):
             fc.weight.copy_(hs[f"{i}.weight"])
             fc.bias.copy_(hs[f"{i}.bias"])
     if arch == "csac":
