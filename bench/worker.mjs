@@ -43,18 +43,18 @@ async function oursWasm(e2e) {
         try {
           const r = csac.screen(vol);
           const t1 = now();
-          csac.heatmap(); // Grad-CAM on the model grid
+          csac.heatmap(); // the default map (stage2.pool activation) on the model grid
           const t2 = now();
           csac.heatmapSlices(vol, 0, vol.info.dim[2]); // on the original voxels, as the page shows it
           const t3 = now();
           const T = r.timings_ms;
-          // ms: to the Grad-CAM map (what docs/heatmaps.md times); the resample to every original slice apart
+          // ms: to the heatmap on the model grid (what docs/heatmaps.md times); the resample to every original slice apart
           return {
             ms: t2 - t0, logit: r.logit, probability: r.probability,
             stages: {
               read: T.read, 'read: inflate + HU': vol.info.read_ms.inflate, 'of which gunzip': vol.info.read_ms.gunzip,
               'read: analyse': vol.info.read_ms.analyse,
-              preprocess: T.preprocess, forward: T.forward, gradcam: t2 - t1, resample: t3 - t2,
+              preprocess: T.preprocess, forward: T.forward, heatmap: t2 - t1, resample: t3 - t2,
             },
           };
         } finally {

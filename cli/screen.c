@@ -160,7 +160,7 @@ static const char *find_weights(char *buf, size_t cap) {
     return CSAC_DEFAULT_WEIGHTS;
 }
 
-/* DIR/<name without .nii[.gz]>_heatmap.nii.gz with the input's geometry (hmap: the Grad-CAM on the grid). */
+/* DIR/<name without .nii[.gz]>_heatmap.nii.gz with the input's geometry (hmap: the default heatmap on the grid). */
 static int write_heatmap(csac_ctx *ctx, const csac_volume *vol, const csac_grid *grid, float *hmap, const char *dir,
                          const char *path, char *out, size_t cap, char *errbuf, size_t errcap) {
     void *buf = NULL;
@@ -311,7 +311,7 @@ int csac_cli_screen(int argc, char **argv) {
         if (rs == CSAC_OK && want_map) {
             double t0 = now_ms();
             char herr[4200] = "";
-            rs = csac_heatmap(ctx, NULL, CSAC_HEATMAP_GRADCAM, hmap);
+            rs = csac_heatmap(ctx, NULL, CSAC_HEATMAP_DEFAULT, hmap);
             if (rs == CSAC_OK && heatmap_dir)
                 rs = write_heatmap(ctx, cur->vol, &cur->grid, hmap, heatmap_dir, cur->path, hpath, sizeof hpath, herr,
                                sizeof herr);

@@ -191,11 +191,13 @@ double csac_model_flops(int dense);
 /* ---- heatmaps (issue 7) ----
  * Grad-CAM: gradient of the logit w.r.t. a max-pool output, channel weights =
  * spatially averaged gradient, ReLU of the weighted sum. ACTIVATION: the
- * paper's plain channel-mean activation. Both on the last forward's maps. */
-enum csac_heatmap_mode { CSAC_HEATMAP_GRADCAM = 0, CSAC_HEATMAP_ACTIVATION = 1 };
+ * paper's plain channel-mean activation. Both on the last forward's maps.
+ * DEFAULT: the measured default pair (layer NULL only; docs/heatmaps.md). */
+enum csac_heatmap_mode { CSAC_HEATMAP_DEFAULT = -1, CSAC_HEATMAP_GRADCAM = 0, CSAC_HEATMAP_ACTIVATION = 1 };
 
 /* Heatmap of the last forward on the model grid: D*H*W floats in [0,1]
- * (w fastest). layer NULL = the default layer. */
+ * (w fastest). layer NULL = the default layer; (NULL, CSAC_HEATMAP_DEFAULT)
+ * = the default layer in its default mode. */
 int csac_heatmap(csac_ctx *ctx, const char *layer, int mode, float *out);
 /* Maps a model-grid heatmap onto the original voxels of vol, slices k0..k1-1
  * (dim0*dim1*(k1-k0) floats, i fastest), trilinear; 0 outside the grid. */
@@ -211,8 +213,10 @@ int csac_heatmap_slice_scores(csac_ctx *ctx, const csac_volume *vol, const csac_
 int csac_heatmap_nifti(csac_ctx *ctx, const csac_volume *vol, const csac_grid *grid, const float *grid_map, int gzip,
                        void **out, size_t *n);
 void csac_buffer_free(void *p);
-/* The layer used when csac_heatmap gets layer NULL. */
+/* The layer used when csac_heatmap gets layer NULL, and its mode under
+ * CSAC_HEATMAP_DEFAULT. */
 const char *csac_heatmap_default_layer(void);
+int csac_heatmap_default_mode(void);
 
 #ifdef __cplusplus
 }

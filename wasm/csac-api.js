@@ -139,9 +139,10 @@ export class Csac {
     }
   }
 
-  // Grad-CAM of the last screen() on the model grid (64*128*128, [0,1]),
-  // kept in the heap for the calls below. layer: null = the default.
-  heatmap({ layer = null, mode = 0 } = {}) {
+  // Heatmap of the last screen() on the model grid (64*128*128, [0,1]), kept
+  // in the heap for the calls below. mode: -1 default, 0 Grad-CAM, 1 activation;
+  // {} = the default layer in its default mode (docs/heatmaps.md).
+  heatmap({ layer = null, mode = layer ? 0 : -1 } = {}) {
     const M = this.M;
     if (!this.mapPtr) this.mapPtr = M._malloc(GRID.D * GRID.H * GRID.W * 4);
     const lp = layer ? M._malloc(M.lengthBytesUTF8(layer) + 1) : 0;
@@ -153,7 +154,8 @@ export class Csac {
       if (lp) M._free(lp);
     }
     this.mapVolume = this.lastVolume;
-    return { layer: layer ?? M.UTF8ToString(M._csac_heatmap_default_layer()), ms: now() - t0 };
+    return { layer: layer ?? M.UTF8ToString(M._csac_heatmap_default_layer()),
+      mode: mode >= 0 ? mode : M._csac_heatmap_default_mode(), ms: now() - t0 };
   }
 
   // The last heatmap() on the model grid: a copy (D*H*W floats, w fastest).

@@ -54,7 +54,7 @@ export class NodeCsac extends Csac {
   }
 
   // Reads, screens and frees; returns the JSON-line record of DESIGN.md.
-  // opts.heatmap: a path for the heatmap NIfTI (Grad-CAM, the input's geometry).
+  // opts.heatmap: a path for the heatmap NIfTI (the default heatmap, the input's geometry).
   screenFile(pathOrBytes, opts = {}) {
     if (typeof opts === 'string') opts = { name: opts };
     const name = opts.name ?? (typeof pathOrBytes === 'string' ? pathOrBytes : '<buffer>');

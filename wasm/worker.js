@@ -361,7 +361,7 @@ function resample(vptr, gridPtr, g, k0, k1, o) {
   }
 }
 
-// Grad-CAM on the model grid, then mapped onto the original voxels slab by
+// The default heatmap on the model grid, then mapped onto the original voxels slab by
 // slab, the slab with the displayed (middle) slice first: the overlay is on
 // screen after one slab, the rest follows in the background. Each slab is
 // announced to the page: threaded build, the map lives in the shared wasm
@@ -383,8 +383,8 @@ function heatmap(vptr, dims, gridPtr, id, firstSlice) {
   let t = now();
   let keep = false;
   try {
-    csac.check(M._csac_heatmap(csac.ctx, 0, 0, g));
-    ms.gradcam = now() - t;
+    csac.check(M._csac_heatmap(csac.ctx, 0, -1, g)); // the default layer and mode
+    ms.grid = now() - t;
     const scores = new Float32Array(nz);
     const first = Math.max(0, Math.min(nz - 1, firstSlice));
     const f0 = Math.floor(first / slab) * slab;
@@ -420,7 +420,7 @@ function heatmap(vptr, dims, gridPtr, id, firstSlice) {
         msg.data = u8;
         self.postMessage(msg, [u8.buffer]);
       }
-      if (done === 0) ms.first_slab = now() - t + ms.gradcam;
+      if (done === 0) ms.first_slab = now() - t + ms.grid;
       done += k1 - k0;
       post({ type: 'progress', id, stage: 'heatmap', fraction: done / nz });
     }
@@ -509,7 +509,7 @@ async function screen(msg) {
       try {
         const h = heatmap(vptr, dims, gridPtr, id, msg.firstSlice ?? (dims[2] >> 1));
         T.heatmap = now() - t;
-        T.heatmap_gradcam = h.ms.gradcam; T.heatmap_first_slab = h.ms.first_slab;
+        T.heatmap_grid = h.ms.grid; T.heatmap_first_slab = h.ms.first_slab;
         post({ type: 'heatmap-done', id, scores: h.scores, timings_ms: T, memoryBytes: buf(M).byteLength }, [h.scores.buffer]);
       } catch (e) {
         post({ type: 'heatmap-done', id, heatmapError: errMsg(e), timings_ms: T });

@@ -48,7 +48,7 @@ try {
     const shown = res.hm === '1' ? 'heatmap shown' : res.res === 'ok' ? 'probability shown (no heatmap)' : 'scan shown (no model)';
     const T = res.T;
     const parts = ['file', 'decompress', 'read', 'to_page', 'draw_volume', 'volume_shown', 'preprocess', 'forward', 'probability_shown',
-      'heatmap_gradcam', 'heatmap_first_slab', 'heatmap_shown', 'heatmap', 'all_done'].filter((k) => T[k] != null).map((k) => `${k} ${Math.round(T[k])}`);
+      'heatmap_grid', 'heatmap_first_slab', 'heatmap_shown', 'heatmap', 'all_done'].filter((k) => T[k] != null).map((k) => `${k} ${Math.round(T[k])}`);
     console.log(`run ${r + 1}: file chosen -> ${shown}: ${Math.round(T.total_to_shown)} ms; all slices + scores: ${Math.round(T.all_done)} ms (test saw ${outside} ms)\n    [${parts.join(', ')}]; main-thread long tasks: ${res.long.length ? res.long.join(', ') + ' ms' : 'none'}`);
     totals.push(T.total_to_shown);
   }

@@ -1,6 +1,7 @@
 /* Proves: the heatmap API on a real scan (../shared/ct) with the
- * deterministic random model: Grad-CAM and activation maps are in [0,1] with
- * max 1 (or all zero), identical for 1 and 2 threads; the heatmap NIfTI has
+ * deterministic random model: the default map (stage2.pool activation), a
+ * Grad-CAM and an activation map are in [0,1] with max 1 (or all zero),
+ * identical for 1 and 2 threads; the default pair is what its names say; the heatmap NIfTI has
  * the input's dims, qform/sform codes and affine (read back by the reader),
  * for an sform-only RAS file and a qform+sform LAS file, and its voxels equal
  * csac_heatmap_resample within the uint8 step; per-slice scores bound the
@@ -14,8 +15,8 @@
 
 enum { NG = CSAC_GRID_D * CSAC_GRID_H * CSAC_GRID_W };
 
-static int heatmap_for(const char *path, int threads, int mode, float *map, csac_volume **vol_out, csac_grid *grid,
-                       csac_ctx **ctx_out) {
+static int heatmap_for(const char *path, int threads, const char *layer, int mode, float *map, csac_volume **vol_out,
+                       csac_grid *grid, csac_ctx **ctx_out) {
     csac_params p = csac_default_params();
     p.n_threads = threads;
     csac_ctx *ctx = NULL;
@@ -26,7 +27,7 @@ static int heatmap_for(const char *path, int threads, int mode, float *map, csac
     if (!st) st = csac_preprocess(ctx, vol, csac_model_input(ctx), grid);
     csac_result r;
     if (!st) st = csac_forward(ctx, &r);
-    if (!st) st = csac_heatmap(ctx, NULL, mode, map);
+    if (!st) st = csac_heatmap(ctx, layer, mode, map);
     CHECK(st == CSAC_OK, "%s: %s", path, csac_last_error(ctx));
     *vol_out = vol;
     *ctx_out = ctx;
@@ -40,12 +41,23 @@ static void check_file(const char *name) {
     csac_volume *v1 = NULL, *v2 = NULL;
     csac_grid g1, g2;
     csac_ctx *c1 = NULL, *c2 = NULL;
-    if (heatmap_for(path, 1, CSAC_HEATMAP_GRADCAM, m1, &v1, &g1, &c1) || heatmap_for(path, 2, CSAC_HEATMAP_GRADCAM, m2, &v2, &g2, &c2))
+    if (heatmap_for(path, 1, "subB.pool1", CSAC_HEATMAP_GRADCAM, m1, &v1, &g1, &c1) ||
+        heatmap_for(path, 2, "subB.pool1", CSAC_HEATMAP_GRADCAM, m2, &v2, &g2, &c2))
         goto out;
-    CHECK(memcmp(m1, m2, sizeof(float) * NG) == 0, "%s: 1 and 2 threads differ", name);
+    CHECK(memcmp(m1, m2, sizeof(float) * NG) == 0, "%s: Grad-CAM, 1 and 2 threads differ", name);
     float mx = 0, mn = 1;
     for (int i = 0; i < NG; i++) { mx = m1[i] > mx ? m1[i] : mx; mn = m1[i] < mn ? m1[i] : mn; }
     CHECK(mn >= 0 && (mx == 1.0f || mx == 0.0f), "%s: Grad-CAM range %g..%g", name, mn, mx);
+    /* the default pair, 1 and 2 threads, and equal to naming it */
+    CHECK(csac_heatmap(c1, NULL, CSAC_HEATMAP_DEFAULT, m1) == CSAC_OK, "%s", csac_last_error(c1));
+    CHECK(csac_heatmap(c2, NULL, CSAC_HEATMAP_DEFAULT, m2) == CSAC_OK, "%s", csac_last_error(c2));
+    CHECK(memcmp(m1, m2, sizeof(float) * NG) == 0, "%s: default map, 1 and 2 threads differ", name);
+    CHECK(csac_heatmap(c2, csac_heatmap_default_layer(), csac_heatmap_default_mode(), ma) == CSAC_OK, "%s",
+          csac_last_error(c2));
+    CHECK(memcmp(m1, ma, sizeof(float) * NG) == 0, "%s: default map differs from its named pair", name);
+    mx = 0, mn = 1;
+    for (int i = 0; i < NG; i++) { mx = m1[i] > mx ? m1[i] : mx; mn = m1[i] < mn ? m1[i] : mn; }
+    CHECK(mn >= 0 && mx == 1.0f, "%s: default map range %g..%g", name, mn, mx);
     CHECK(csac_heatmap(c2, "subB.pool1", CSAC_HEATMAP_ACTIVATION, ma) == CSAC_OK, "%s", csac_last_error(c2));
     mx = 0;
     for (int i = 0; i < NG; i++) mx = ma[i] > mx ? ma[i] : mx;
@@ -117,8 +129,15 @@ int main(void) {
     CHECK(csac_heatmap(ctx, "stage2.pool", CSAC_HEATMAP_GRADCAM, m) == CSAC_E_ARG, "baseline pool Grad-CAM is refused");
     CHECK(csac_heatmap(ctx, "stage2.pool", CSAC_HEATMAP_ACTIVATION, m) == CSAC_OK, "baseline pool activation: %s",
           csac_last_error(ctx));
-    CHECK(csac_heatmap(ctx, NULL, 7, m) == CSAC_E_ARG, "bad mode");
-    CHECK(strcmp(csac_heatmap_default_layer(), "subA.pool1") == 0, "default layer");
+    CHECK(csac_heatmap(ctx, NULL, 7, m) == CSAC_E_ARG && strstr(csac_last_error(ctx), "mode 7"), "bad mode: '%s'",
+          csac_last_error(ctx));
+    CHECK(csac_heatmap(ctx, "subB.pool1", CSAC_HEATMAP_DEFAULT, m) == CSAC_E_ARG &&
+              strstr(csac_last_error(ctx), "'subB.pool1'"),
+          "DEFAULT with a named layer: '%s'", csac_last_error(ctx));
+    CHECK(csac_heatmap(ctx, NULL, CSAC_HEATMAP_GRADCAM, m) == CSAC_E_ARG && strstr(csac_last_error(ctx), "stage2.pool"),
+          "Grad-CAM at the default layer (a baseline pool) is refused by name: '%s'", csac_last_error(ctx));
+    CHECK(strcmp(csac_heatmap_default_layer(), "stage2.pool") == 0, "default layer");
+    CHECK(csac_heatmap_default_mode() == CSAC_HEATMAP_ACTIVATION, "default mode");
     free(m);
     csac_free(ctx);
     return test_summary("test_heatmap");

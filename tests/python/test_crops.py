@@ -36,10 +36,6 @@ class CropPools(unittest.TestCase):
         self.assertFalse(pos & {tuple(c) for c in p["any_neg"]})
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class ResNetThroughTheCore(unittest.TestCase):
     def test_zero_subnets_give_the_resnets_pooled_features(self):
         """crops.py head computes the plain ResNet's features with the C core (CSAC-Net's table,
@@ -72,3 +68,7 @@ class ResNetThroughTheCore(unittest.TestCase):
         ref = taps["features"][0].numpy()
         np.testing.assert_allclose(f[:128], ref, rtol=1e-4, atol=1e-5 * float(np.abs(ref).max()))
         self.assertEqual(float(np.abs(f[128:]).max()), 0.0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,14 +1,15 @@
 """Proves the heatmap lands on the right place of the ORIGINAL scan, whatever
-its header: a synthetic lesion at a known world position gives a Grad-CAM
-peak (default layer, mapped back by csac_heatmap_resample) within 10 mm of it,
-with the same voxels stored LPS (qform), RAS (sform only) and oblique
-(20 degrees about z, 10 about x). The network is a hand-built "bright spot in
-air" detector, not the shipped weights (which do not localise lesions yet,
-docs/heatmaps.md): stem channel 0 = relu(x - t) with t at -200 HU, carried
-unchanged through stage1 (zero residual branches) and subA (centre taps) to
-one merge channel and the logit. So the test checks the geometry (grid
-placement, cell-centre mapping, inverse preprocessing transform, the three
-header conventions), and fails on any flip, swap or offset of an axis."""
+its header: a synthetic lesion at a known world position gives a heatmap
+peak within 10 mm of it, with the same voxels stored LPS (qform), RAS (sform
+only) and oblique (20 degrees about z, 10 about x), for the default map
+(stage2.pool activation) and for a Grad-CAM (subA.pool1), each mapped back by
+csac_heatmap_resample. The network is a hand-built "bright spot in air"
+detector, so that the test checks the geometry, not the training: stem
+channel 0 = relu(x - t) with t at -200 HU, carried unchanged through stage1
+(zero residual branches; stage2.pool is its max-pool) and subA (centre taps)
+to one merge channel and the logit. It checks grid placement, cell-centre
+mapping, the inverse preprocessing transform and the three header
+conventions, and fails on any flip, swap or offset of an axis."""
 import ctypes as C
 import math
 import os
@@ -94,7 +95,7 @@ class HeatmapGeometry(unittest.TestCase):
         cls.core.close()
         cls.tmp.cleanup()
 
-    def peak_world(self, path):
+    def peak_world(self, path, layer=None):
         """World position (mm) of the heatmap's peak on the original voxels: the centroid of the
         voxels at >= 95 % of the maximum (the cell map is piecewise trilinear, so its maximum is
         a plateau of equal cells, not one voxel)."""
@@ -102,7 +103,7 @@ class HeatmapGeometry(unittest.TestCase):
         with core.opened(path) as (vol, x, g):
             p, logit, _ = core.forward(x)
             self.assertGreater(logit, 0, "the detector must see the lesion")
-            m = core.heatmap()  # Grad-CAM at the default layer
+            m = core.heatmap(layer)  # layer None: the default pair; else its Grad-CAM
             out = np.zeros(SHAPE[::-1], np.float32)  # [k, j, i]
             st = lib.csac_heatmap_resample(core.ctx, vol, C.byref(g), m.ctypes.data_as(C.POINTER(C.c_float)),
                                            0, SHAPE[2], out.ctypes.data_as(C.POINTER(C.c_float)))
@@ -114,17 +115,16 @@ class HeatmapGeometry(unittest.TestCase):
         return (info["vox2world"] @ ijk)[:3], len(i)
 
     def test_peak_within_10mm_of_the_lesion_for_LPS_RAS_and_oblique_headers(self):
-        seen = {}
         for name, aff, qc, sc in affines():
-            with self.subTest(header=name):
-                path = os.path.join(self.tmp.name, f"phantom_{name}.nii.gz")
-                niftiio.write(path, self.hu.transpose(2, 1, 0), aff, qform_code=qc, sform_code=sc)
-                lesion = (aff @ np.array(list(LESION_IJK) + [1.0]))[:3]
-                peak, n = self.peak_world(path)
-                dist = float(np.linalg.norm(peak - lesion))
-                seen[name] = round(dist, 1)
-                self.assertLess(dist, 10.0, f"{name}: peak {peak.round(1)} vs lesion {lesion.round(1)} mm "
-                                            f"({n} voxels at the maximum)")
+            path = os.path.join(self.tmp.name, f"phantom_{name}.nii.gz")
+            niftiio.write(path, self.hu.transpose(2, 1, 0), aff, qform_code=qc, sform_code=sc)
+            lesion = (aff @ np.array(list(LESION_IJK) + [1.0]))[:3]
+            for layer in (None, "subA.pool1"):
+                with self.subTest(header=name, layer=layer or "default"):
+                    peak, n = self.peak_world(path, layer)
+                    dist = float(np.linalg.norm(peak - lesion))
+                    self.assertLess(dist, 10.0, f"{name} {layer or 'default'}: peak {peak.round(1)} vs lesion "
+                                                f"{lesion.round(1)} mm ({n} voxels at the maximum)")
 
     def test_a_mirrored_lesion_moves_the_peak(self):
         # guards the test itself: with the lesion mirrored left-right the peak must follow it
