@@ -191,9 +191,16 @@ double csac_model_flops(int dense);
 /* ---- heatmaps (issue 7) ----
  * Grad-CAM: gradient of the logit w.r.t. a max-pool output, channel weights =
  * spatially averaged gradient, ReLU of the weighted sum. ACTIVATION: the
- * paper's plain channel-mean activation. Both on the last forward's maps.
+ * paper's plain channel-mean activation. Both on the last forward's maps,
+ * divided by their maximum. LESION (layer "lesion"): the sigmoid of the
+ * lesion head on stage2 (ground-glass score per 16^3 cell), NOT normalised.
  * DEFAULT: the measured default pair (layer NULL only; docs/heatmaps.md). */
-enum csac_heatmap_mode { CSAC_HEATMAP_DEFAULT = -1, CSAC_HEATMAP_GRADCAM = 0, CSAC_HEATMAP_ACTIVATION = 1 };
+enum csac_heatmap_mode {
+    CSAC_HEATMAP_DEFAULT = -1,
+    CSAC_HEATMAP_GRADCAM = 0,
+    CSAC_HEATMAP_ACTIVATION = 1,
+    CSAC_HEATMAP_LESION = 2
+};
 
 /* Heatmap of the last forward on the model grid: D*H*W floats in [0,1]
  * (w fastest). layer NULL = the default layer; (NULL, CSAC_HEATMAP_DEFAULT)

@@ -3,10 +3,11 @@
  * upsampled onto the model grid, then mapped back through the preprocessing
  * transform onto every voxel of the original scan.
  *
- * Normalisation: a model-grid heatmap is divided by its maximum, so the most
- * suspicious point is 1 and values are comparable within a scan, not between
- * scans (the probability says how suspicious the scan is). An all-zero map
- * stays zero.
+ * Normalisation: a Grad-CAM or activation map is divided by its maximum, so
+ * the most suspicious point is 1 and values are comparable within a scan, not
+ * between scans (the probability says how suspicious the scan is). An
+ * all-zero map stays zero. The LESION map is the lesion head's sigmoid, kept
+ * as it is, so that its values compare between scans.
  */
 #include "csac_internal.h"
 #include "model.h"
@@ -17,10 +18,9 @@
 #include <string.h>
 
 /* The default pair, chosen by measured localisation on synthetic lesions
- * (docs/heatmaps.md, weights v3: pointing game 0.89, lesion-vs-lung AUC 0.93;
- * the best Grad-CAM, subB.pool1, reached 0.52 / 0.86). */
-#define CSAC_HEATMAP_DEFAULT_LAYER "stage2.pool"
-#define CSAC_HEATMAP_DEFAULT_MODE CSAC_HEATMAP_ACTIVATION
+ * and by how much of a real scan it lights up (docs/heatmaps.md). */
+#define CSAC_HEATMAP_DEFAULT_LAYER "lesion"
+#define CSAC_HEATMAP_DEFAULT_MODE CSAC_HEATMAP_LESION
 
 const char *csac_heatmap_default_layer(void) { return CSAC_HEATMAP_DEFAULT_LAYER; }
 int csac_heatmap_default_mode(void) { return CSAC_HEATMAP_DEFAULT_MODE; }
@@ -72,13 +72,13 @@ static void upsample_task(void *arg, int ith, int nth) {
 
 int csac_heatmap(csac_ctx *ctx, const char *layer, int mode, float *out) {
     if (!ctx || !out) return csac__fail(ctx, CSAC_E_ARG, "csac_heatmap: NULL argument");
-    if (mode != CSAC_HEATMAP_DEFAULT && mode != CSAC_HEATMAP_GRADCAM && mode != CSAC_HEATMAP_ACTIVATION)
-        return csac__fail(ctx, CSAC_E_ARG, "csac_heatmap: mode %d is none of DEFAULT (-1), GRADCAM (0), ACTIVATION (1)",
-                          mode);
+    if (mode < CSAC_HEATMAP_DEFAULT || mode > CSAC_HEATMAP_LESION)
+        return csac__fail(ctx, CSAC_E_ARG,
+                          "csac_heatmap: mode %d is none of DEFAULT (-1), GRADCAM (0), ACTIVATION (1), LESION (2)", mode);
     if (mode == CSAC_HEATMAP_DEFAULT) {
         if (layer)
             return csac__fail(ctx, CSAC_E_ARG,
-                              "csac_heatmap: mode DEFAULT goes with layer NULL; name GRADCAM or ACTIVATION for '%s'",
+                              "csac_heatmap: mode DEFAULT goes with layer NULL; name GRADCAM, ACTIVATION or LESION for '%s'",
                               layer);
         mode = CSAC_HEATMAP_DEFAULT_MODE;
     }
@@ -88,6 +88,7 @@ int csac_heatmap(csac_ctx *ctx, const char *layer, int mode, float *out) {
     if (!j.cam) return st;
     j.out = out;
     csac_pool_run(ctx->pool, upsample_task, &j);
+    if (mode == CSAC_HEATMAP_LESION) return CSAC_OK; /* a score per cell: comparable between scans */
     size_t n = (size_t)CSAC_GRID_D * CSAC_GRID_H * CSAC_GRID_W;
     float mx = 0;
     for (size_t i = 0; i < n; i++) mx = out[i] > mx ? out[i] : mx;

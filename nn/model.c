@@ -102,6 +102,9 @@ static const layer_def LAYERS[] = {
     CONV("subC.conv4", "subC.conv3", 64, 64, 3, 1, 1),
     POOL("subC.pool1", "subC.conv4", 2),
     {"subC.conv5", OP_CONV, "subC.pool1", NULL, 64, 64, 1, 1, {1, 1, 1}, 1, 224},
+    /* lesion head (not part of the logit): 1x1x1 32 -> 1 on stage2's output, the ground-glass logit
+     * per 16^3 cell that the crop training's lesion loss taught; the LESION heatmap is its sigmoid */
+    PROJ("lesion", "stage2.3.conv2", 32, 1, 1),
 };
 enum { N_LAYERS = sizeof LAYERS / sizeof LAYERS[0] };
 
@@ -707,6 +710,21 @@ const float *csac__model_cam(csac_ctx *ctx, const char *lname, int mode, int dim
     if (!m) { csac__fail(ctx, CSAC_E_STATE, "heatmap: no model loaded"); return NULL; }
     if (!m->ran) { csac__fail(ctx, CSAC_E_STATE, "heatmap: run the network first"); return NULL; }
     *status = CSAC_E_ARG;
+    if (mode == CSAC_HEATMAP_LESION || strcmp(lname, "lesion") == 0) {
+        if (mode != CSAC_HEATMAP_LESION || strcmp(lname, "lesion") != 0) {
+            csac__fail(ctx, CSAC_E_ARG, "heatmap: the LESION mode goes with the layer 'lesion' only (got '%s', mode %d)",
+                       lname, mode);
+            return NULL;
+        }
+        int r = find_row("lesion");
+        const layer *l = &m->l[r];
+        size_t n = (size_t)l->out.d * l->out.h * l->out.w;
+        dims[0] = l->out.d; dims[1] = l->out.h; dims[2] = l->out.w;
+        row_axes(m, r, a, b);
+        for (size_t x = 0; x < n; x++) m->cam[x] = (float)(1.0 / (1.0 + exp(-(double)l->y[x])));
+        *status = CSAC_OK;
+        return m->cam;
+    }
     int is_merge = strcmp(lname, "merge") == 0;
     int L = is_merge ? find_row("stage4.2.conv2") : find_row(lname);
     if (L < 0 || (!is_merge && LAYERS[L].op != OP_POOL)) {

@@ -13,7 +13,8 @@ around the lesions separates them easily. So:
    augmentation, and the lesion heads of train.py --aux-seg on the crop's cells.
 2. head: BN folded, the C core computes the pooled 288 features of every whole training volume;
    fc1-fc3 (started from the pretrained head) are fitted to COVID-19 vs the rest on them, with
-   the weight decay chosen by the validation set's AUC.
+   the weight decay chosen by the validation set's AUC. The lesion heatmap's head (CSAC-Net's
+   `lesion`) is the crop stage's ground-glass head on stage2.
 The plain 3D ResNet baseline (--arch resnet) goes through the same two stages. Its pooled
 features come from the C core too: its trunk is CSAC-Net's, so with the subnets' weights at zero
 the first 128 of the merge's 288 features are the ResNet's; its output is a train.py-style
@@ -198,7 +199,16 @@ def head(a):
     ckpt = torch.load(a.ckpt)
     arch = ckpt.get("arch", "csac")
     model = T.make_model(arch)
-    model.load_state_dict(ckpt["model"])
+    if arch == "csac":
+        # the lesion head: stage2's ground-glass channel of the crop stage's lesion heads
+        missing = model.load_state_dict(ckpt["model"], strict=False).missing_keys
+        assert set(missing) <= {"lesion.weight", "lesion.bias"}, missing
+        k = T.SegHeads("csac").names.index("stage2")
+        with torch.no_grad():
+            model.lesion.weight.copy_(ckpt["heads"][f"convs.{k}.weight"][:1])
+            model.lesion.bias.copy_(ckpt["heads"][f"convs.{k}.bias"][:1])
+    else:
+        model.load_state_dict(ckpt["model"])
     trunk = a.out + ".trunk.safetensors"
     csac_export.save_safetensors(core_state_dict(model, arch), trunk, metadata={"model": "csac_v1"})
     core = Core(trunk, n_threads=a.threads)

@@ -13,6 +13,7 @@ same table for C and validates weights against it. Input 1 x 64 x 128 x 128.
     subC    (stage3) d2, d2, d2, d1 64->64, pool 2, 1x1 64->64
     merge   concat(stage4, subA, subB, subC) = 288 @ 4^3 -> global avg pool
     head    fc1 288->128 ReLU, fc2 128->64 ReLU, fc3 64->1 -> logit; sigmoid
+    lesion  1x1x1 32->1 on stage2's output: the lesion heatmap's logit, not part of the logit
 
 Every 3x3x3 conv pads by its dilation ("same"); max-pool kernel = stride.
 Baseline convs carry BatchNorm (no conv bias); subnet convs have a bias and no
@@ -115,6 +116,9 @@ class CSACNet3D(nn.Module):
                             ("conv3", _atrous(64, 64, 2)), ("conv4", _atrous(64, 64, 1)), ("pool1", 2),
                             ("conv5", nn.Conv3d(64, 64, 1))])
         self.head = Head()
+        # lesion head, not part of the logit: ground-glass logit per 16^3 cell of stage2 (the crop
+        # training's lesion loss, train/crops.py); its sigmoid is the default heatmap
+        self.lesion = nn.Conv3d(32, 1, 1)
 
     def forward(self, x, taps=None):
         """x: N x 1 x 64 x 128 x 128 -> logit N x 1. taps (a dict) collects the
@@ -126,6 +130,8 @@ class CSACNet3D(nn.Module):
         x = tap("stem.pool", F.max_pool3d(tap("stem", F.relu(self.stem(x))), 2))
         s1 = tap("stage1", self.stage1(x))
         s2 = tap("stage2", self.stage2(tap("stage2.pool", F.max_pool3d(s1, 2))))
+        if taps is not None:
+            taps["lesion"] = self.lesion(s2)
         s3 = tap("stage3", self.stage3(tap("stage3.pool", F.max_pool3d(s2, 2))))
         s4 = tap("stage4", self.stage4(s3))
         a = self.subA(s1, taps, "subA.")

@@ -3,7 +3,7 @@
     /usr/bin/python3 train/heatmap_study.py --test data/test_shift --weights weights/csac_v1.safetensors \
         --out docs/eval/heatmap_study.md [--cases 100]
 
-For every candidate layer and mode (Grad-CAM / activation) the C core's
+For every candidate layer and mode (Grad-CAM / activation / the lesion head) the C core's
 model-grid heatmap (csac_heatmap) is scored against the generator's lesion
 masks on the synthetic COVID-19 cases of a test set (volumes and masks kept):
   - pointing game: the map's maximum lies in a lesion, within one model voxel
@@ -13,7 +13,9 @@ masks on the synthetic COVID-19 cases of a test set (volumes and masks kept):
     filled, minus the dilated lesions), averaged over cases;
 and on the real scans with slice labels (../shared/ct/slice_labels.csv): the
 AUC of the per-slice score (csac_heatmap_slice_scores) for infected vs clean
-slices. The mask is moved onto the grid through the C preprocessing's own
+slices, and how much of the map lies in the lungs (of the grid voxels at >= half
+the map's maximum, the share inside the lungs: a map that lights up the chest
+wall and mediastinum scores low). The mask is moved onto the grid through the C preprocessing's own
 grid2vox, with 3 x 3 x 3 sub-samples per grid voxel (lesion if >= half hit).
 """
 import argparse
@@ -36,8 +38,8 @@ from synth import niftiio  # noqa: E402
 
 GRID = (csac_py.GRID_D, csac_py.GRID_H, csac_py.GRID_W)
 SUBNET = ["subA.pool1", "subA.pool2", "subB.pool1", "subB.pool2", "subC.pool1", "merge"]
-CANDIDATES = [(l, 0) for l in SUBNET] + [(l, 1) for l in SUBNET + ["stage2.pool", "stage3.pool"]]
-MODE = {0: "Grad-CAM", 1: "activation"}
+CANDIDATES = [(l, 0) for l in SUBNET] + [(l, 1) for l in SUBNET + ["stage2.pool", "stage3.pool"]] + [("lesion", 2)]
+MODE = {0: "Grad-CAM", 1: "activation", 2: "lesion head"}
 LUNG_T = (-400 + 1000) / 1400  # -400 HU in the model's 0..1 window
 
 
@@ -119,18 +121,25 @@ def main():
     for r in csv.DictReader(open(os.path.join(SHARED_CT, "slice_labels.csv"))):
         labels.setdefault(r["file"], {})[int(r["z"])] = int(r["infected"])
     real = {c: {} for c in CANDIDATES}
+    in_lung = {c: {} for c in CANDIDATES}
     for f, lab in sorted(labels.items()):
         scores = slice_scores_all(core, os.path.join(SHARED_CT, f), CANDIDATES)
         y = np.array([lab[z] for z in sorted(lab)])
+        x = core.preprocess_file(os.path.join(SHARED_CT, f))
+        core.forward(x)
+        lung = lung_on_grid(x)
         for c in CANDIDATES:
             s = scores[c][sorted(lab)]
             real[c][f] = auc(s[y == 1], s[y == 0])
+            m = core.heatmap(*c)
+            hi = m >= 0.5 * m.max() if m.max() > 0 else np.zeros_like(lung)
+            in_lung[c][f] = float((hi & lung).sum() / max(1, hi.sum()))
     res = []
     for c in CANDIDATES:
         st = stats[c]
         res.append({"layer": c[0], "mode": MODE[c[1]], "pointing": st["hits"] / max(n, 1),
                     "lesion_auc": float(np.nanmean(st["aucs"])) if st["aucs"] else float("nan"),
-                    "real_slice_auc": real[c]})
+                    "real_slice_auc": real[c], "real_in_lung": in_lung[c]})
     meta = {"weights": os.path.basename(a.weights), "test": os.path.basename(os.path.normpath(a.test)),
             "covid_cases": n}
     with open(os.path.splitext(a.out)[0] + ".json", "w") as fh:
@@ -138,11 +147,13 @@ def main():
     files = sorted(labels)
     L = [f"Heatmap layer study: {n} synthetic COVID-19 cases of `{meta['test']}`, weights "
          f"`{meta['weights']}` (`train/heatmap_study.py`).", "",
-         "| layer | mode | pointing game | lesion-vs-lung AUC | " + " | ".join(f"slice AUC {f}" for f in files) + " |",
-         "|---|---|---|---|" + "---|" * len(files)]
+         "| layer | mode | pointing game | lesion-vs-lung AUC | " + " | ".join(f"slice AUC {f}" for f in files)
+         + " | " + " | ".join(f"in lungs {f}" for f in files) + " |",
+         "|---|---|---|---|" + "---|" * 2 * len(files)]
     for r in res:
         L.append(f"| `{r['layer']}` | {r['mode']} | {r['pointing']:.2f} | {r['lesion_auc']:.3f} | "
-                 + " | ".join(f"{r['real_slice_auc'][f]:.3f}" for f in files) + " |")
+                 + " | ".join(f"{r['real_slice_auc'][f]:.3f}" for f in files) + " | "
+                 + " | ".join(f"{r['real_in_lung'][f]:.2f}" for f in files) + " |")
     open(a.out, "w").write("\n".join(L) + "\n")
     print("\n".join(L))
 

@@ -1,7 +1,8 @@
 /* Proves: the heatmap API on a real scan (../shared/ct) with the
- * deterministic random model: the default map (stage2.pool activation), a
- * Grad-CAM and an activation map are in [0,1] with max 1 (or all zero),
- * identical for 1 and 2 threads; the default pair is what its names say; the heatmap NIfTI has
+ * deterministic random model: the default map (the lesion head's sigmoid, in
+ * (0,1), not normalised), a Grad-CAM and an activation map (in [0,1] with max
+ * 1 or all zero) are identical for 1 and 2 threads; the default pair is what
+ * its names say; the heatmap NIfTI has
  * the input's dims, qform/sform codes and affine (read back by the reader),
  * for an sform-only RAS file and a qform+sform LAS file, and its voxels equal
  * csac_heatmap_resample within the uint8 step; per-slice scores bound the
@@ -57,7 +58,7 @@ static void check_file(const char *name) {
     CHECK(memcmp(m1, ma, sizeof(float) * NG) == 0, "%s: default map differs from its named pair", name);
     mx = 0, mn = 1;
     for (int i = 0; i < NG; i++) { mx = m1[i] > mx ? m1[i] : mx; mn = m1[i] < mn ? m1[i] : mn; }
-    CHECK(mn >= 0 && mx == 1.0f, "%s: default map range %g..%g", name, mn, mx);
+    CHECK(mn > 0 && mx < 1 && mx > mn, "%s: default (lesion) map range %g..%g", name, mn, mx);
     CHECK(csac_heatmap(c2, "subB.pool1", CSAC_HEATMAP_ACTIVATION, ma) == CSAC_OK, "%s", csac_last_error(c2));
     mx = 0;
     for (int i = 0; i < NG; i++) mx = ma[i] > mx ? ma[i] : mx;
@@ -134,10 +135,15 @@ int main(void) {
     CHECK(csac_heatmap(ctx, "subB.pool1", CSAC_HEATMAP_DEFAULT, m) == CSAC_E_ARG &&
               strstr(csac_last_error(ctx), "'subB.pool1'"),
           "DEFAULT with a named layer: '%s'", csac_last_error(ctx));
-    CHECK(csac_heatmap(ctx, NULL, CSAC_HEATMAP_GRADCAM, m) == CSAC_E_ARG && strstr(csac_last_error(ctx), "stage2.pool"),
-          "Grad-CAM at the default layer (a baseline pool) is refused by name: '%s'", csac_last_error(ctx));
-    CHECK(strcmp(csac_heatmap_default_layer(), "stage2.pool") == 0, "default layer");
-    CHECK(csac_heatmap_default_mode() == CSAC_HEATMAP_ACTIVATION, "default mode");
+    CHECK(csac_heatmap(ctx, NULL, CSAC_HEATMAP_GRADCAM, m) == CSAC_E_ARG && strstr(csac_last_error(ctx), "'lesion'"),
+          "Grad-CAM at the default layer (the lesion head) is refused by name: '%s'", csac_last_error(ctx));
+    CHECK(csac_heatmap(ctx, "subB.pool1", CSAC_HEATMAP_LESION, m) == CSAC_E_ARG && strstr(csac_last_error(ctx), "LESION"),
+          "LESION at another layer: '%s'", csac_last_error(ctx));
+    CHECK(csac_heatmap(ctx, "lesion", CSAC_HEATMAP_ACTIVATION, m) == CSAC_E_ARG, "the lesion head in ACTIVATION mode");
+    CHECK(csac_heatmap(ctx, NULL, 3, m) == CSAC_E_ARG && strstr(csac_last_error(ctx), "mode 3"), "mode 3: '%s'",
+          csac_last_error(ctx));
+    CHECK(strcmp(csac_heatmap_default_layer(), "lesion") == 0, "default layer");
+    CHECK(csac_heatmap_default_mode() == CSAC_HEATMAP_LESION, "default mode");
     free(m);
     csac_free(ctx);
     return test_summary("test_heatmap");

@@ -1,13 +1,14 @@
 """Proves the heatmap lands on the right place of the ORIGINAL scan, whatever
 its header: a synthetic lesion at a known world position gives a heatmap
 peak within 10 mm of it, with the same voxels stored LPS (qform), RAS (sform
-only) and oblique (20 degrees about z, 10 about x), for the default map
-(stage2.pool activation) and for a Grad-CAM (subA.pool1), each mapped back by
-csac_heatmap_resample. The network is a hand-built "bright spot in air"
-detector, so that the test checks the geometry, not the training: stem
-channel 0 = relu(x - t) with t at -200 HU, carried unchanged through stage1
-(zero residual branches; stage2.pool is its max-pool) and subA (centre taps)
-to one merge channel and the logit. It checks grid placement, cell-centre
+only) and oblique (20 degrees about z, 10 about x), for the default map (the
+lesion head on stage2), the stage2.pool activation and a Grad-CAM
+(subA.pool1), each mapped back by csac_heatmap_resample. The network is a
+hand-built "bright spot in air" detector, so that the test checks the
+geometry, not the training: stem channel 0 = relu(x - t) with t at -200 HU,
+carried unchanged through stage1 and stage2 (zero residual branches, identity
+projection) to the lesion head, and through subA (centre taps) to one merge
+channel and the logit. It checks grid placement, cell-centre
 mapping, the inverse preprocessing transform and the three header
 conventions, and fails on any flip, swap or offset of an axis."""
 import ctypes as C
@@ -41,6 +42,9 @@ def detector_weights(path):
     sd["stem.bias"][0] = -(T_HU + 1000.0) / 1400.0  # the model's HU window -1000..400 -> 0..1
     for name in ("subA.conv1", "subA.conv2", "subA.conv3"):
         sd[name + ".weight"][0, 0, 1, 1, 1] = 1.0
+    sd["stage2.0.proj.weight"][0, 0, 0, 0, 0] = 1.0
+    sd["lesion.weight"][0, 0, 0, 0, 0] = 20.0  # sigmoid(20 s - 1): 0.27 in air, ~0.87 on the lesion
+    sd["lesion.bias"][0] = -1.0
     sd["subA.conv4.weight"][0, 0, 0, 0, 0] = 1.0
     sd["head.fc1.weight"][0, 128] = 1.0  # merge = stage4 (128) | subA (32) | subB | subC
     sd["head.fc2.weight"][0, 0] = 1.0
@@ -95,7 +99,7 @@ class HeatmapGeometry(unittest.TestCase):
         cls.core.close()
         cls.tmp.cleanup()
 
-    def peak_world(self, path, layer=None):
+    def peak_world(self, path, layer=None, mode=None):
         """World position (mm) of the heatmap's peak on the original voxels: the centroid of the
         voxels at >= 95 % of the maximum (the cell map is piecewise trilinear, so its maximum is
         a plateau of equal cells, not one voxel)."""
@@ -103,13 +107,13 @@ class HeatmapGeometry(unittest.TestCase):
         with core.opened(path) as (vol, x, g):
             p, logit, _ = core.forward(x)
             self.assertGreater(logit, 0, "the detector must see the lesion")
-            m = core.heatmap(layer)  # layer None: the default pair; else its Grad-CAM
+            m = core.heatmap(layer, mode)  # layer None: the default pair
             out = np.zeros(SHAPE[::-1], np.float32)  # [k, j, i]
             st = lib.csac_heatmap_resample(core.ctx, vol, C.byref(g), m.ctypes.data_as(C.POINTER(C.c_float)),
                                            0, SHAPE[2], out.ctypes.data_as(C.POINTER(C.c_float)))
             self.assertEqual(st, 0, lib.csac_last_error(core.ctx))
             info = core._info(vol)
-        self.assertAlmostEqual(float(out.max()), 1.0, places=5)
+        self.assertGreater(float(out.max()), 0.8 if layer is None else 0.99999)
         k, j, i = np.nonzero(out >= 0.95 * out.max())
         ijk = np.array([i.mean(), j.mean(), k.mean(), 1.0])
         return (info["vox2world"] @ ijk)[:3], len(i)
@@ -119,9 +123,9 @@ class HeatmapGeometry(unittest.TestCase):
             path = os.path.join(self.tmp.name, f"phantom_{name}.nii.gz")
             niftiio.write(path, self.hu.transpose(2, 1, 0), aff, qform_code=qc, sform_code=sc)
             lesion = (aff @ np.array(list(LESION_IJK) + [1.0]))[:3]
-            for layer in (None, "subA.pool1"):
+            for layer, mode in ((None, None), ("stage2.pool", 1), ("subA.pool1", 0)):
                 with self.subTest(header=name, layer=layer or "default"):
-                    peak, n = self.peak_world(path, layer)
+                    peak, n = self.peak_world(path, layer, mode)
                     dist = float(np.linalg.norm(peak - lesion))
                     self.assertLess(dist, 10.0, f"{name} {layer or 'default'}: peak {peak.round(1)} vs lesion "
                                                 f"{lesion.round(1)} mm ({n} voxels at the maximum)")

@@ -3,7 +3,9 @@ for the deterministic random model (seed 1, generated identically in C and
 Python) the C heatmap at each subnet max-pool and at the merge map equals
 ReLU(sum_c mean(d logit / d A_c) * A_c) from torch.autograd, upsampled with
 the same trilinear cell-centre mapping and max-normalised (within 1e-4); the
-ACTIVATION mode equals the channel-mean map. Also: 1 and 2 threads agree."""
+ACTIVATION mode equals the channel-mean map; the LESION map equals the sigmoid
+of the lesion head on stage2, upsampled and NOT normalised. Also: 1 and 2
+threads agree."""
 import ctypes as C
 import os
 import sys
@@ -21,7 +23,9 @@ GRID = (64, 128, 128)
 # cell o of the layer lies at model-input coordinate a*o + b (d, h, w)
 AXES = {"subA.pool1": ((4, 8, 8), (1.5, 3, 3)), "subA.pool2": ((16, 32, 32), (7.5, 15, 15)),
         "subB.pool1": ((8, 16, 16), (3.5, 7, 7)), "subB.pool2": ((16, 32, 32), (7.5, 15, 15)),
-        "subC.pool1": ((16, 32, 32), (7.5, 15, 15)), "merge": ((16, 32, 32), (3.5, 7, 7))}
+        "subC.pool1": ((16, 32, 32), (7.5, 15, 15)), "merge": ((16, 32, 32), (3.5, 7, 7)),
+        "lesion": ((4, 8, 8), (1.5, 3, 3))}
+LESION = 2
 
 
 def upsample(cam, a, b):
@@ -44,7 +48,7 @@ class HeatmapParity(unittest.TestCase):
         x = random_input(1)
         taps = {}
         logit = m(x, taps)
-        names = list(AXES)
+        names = [n for n in AXES if n != "lesion"]
         for n in names:
             taps[n].retain_grad()
         logit.sum().backward()
@@ -55,6 +59,7 @@ class HeatmapParity(unittest.TestCase):
             w = g.mean(axis=(1, 2, 3))
             cls.ref[(n, 0)] = np.maximum((w[:, None, None, None] * A).sum(0), 0)
             cls.ref[(n, 1)] = A.mean(0)
+        cls.ref[("lesion", LESION)] = torch.sigmoid(taps["lesion"][0, 0].detach().double()).numpy()
 
     def c_heatmaps(self, threads):
         cs = csac_py.Csac(n_threads=threads)
@@ -78,7 +83,7 @@ class HeatmapParity(unittest.TestCase):
         got = self.c_heatmaps(2)
         for (n, mode), cam in self.ref.items():
             want = upsample(cam, *AXES[n])
-            if want.max() > 0:
+            if mode != LESION and want.max() > 0:
                 want = want / want.max()
             err = np.abs(got[(n, mode)] - want).max()
             self.assertLess(err, 1e-4, f"{n} mode {mode}: max abs error {err}")

@@ -1,0 +1,111 @@
+"""train/tune.py: the frozen maps from the C core plus the trained tail in PyTorch are the whole
+network (the logit of CSAC-Net and of the plain ResNet equals a full forward); the ResNet's
+BN-free weights go back into a ResNet3D state_dict (evaluate.py --resnet) without changing it;
+Platt scaling finds a known (a, b), and folding it into fc3 maps every logit to a * logit + b."""
+import os
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "train"))
+import crops  # noqa: E402
+import export  # noqa: E402
+import train  # noqa: E402
+import tune  # noqa: E402
+from csacnet import fold_bn  # noqa: E402
+
+
+def random_bn(m):
+    """Non-trivial BN statistics (the zero-init of the last BN of a block would hide the branches)."""
+    g = torch.Generator().manual_seed(0)
+    for b in m.modules():
+        if isinstance(b, torch.nn.BatchNorm3d):
+            b.weight.data = 0.5 + torch.rand(b.weight.shape, generator=g)
+            b.bias.data = 0.2 * torch.rand(b.bias.shape, generator=g) - 0.1
+            b.running_mean = 0.1 * torch.rand(b.running_mean.shape, generator=g)
+            b.running_var = 0.5 + torch.rand(b.running_var.shape, generator=g)
+    return m.eval()
+
+
+class Tune(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        try:
+            import csac
+            csac._ctx()
+        except Exception as e:  # noqa: BLE001
+            raise unittest.SkipTest("libcsac.so not available: %s" % e)
+        cls.tmp = tempfile.TemporaryDirectory()
+        x = np.random.default_rng(1).random((64, 128, 128), dtype=np.float32)
+        os.makedirs(os.path.join(cls.tmp.name, "tensors"))
+        np.save(os.path.join(cls.tmp.name, "tensors", "c0.npy"), x)
+        with open(os.path.join(cls.tmp.name, "manifest.csv"), "w") as f:
+            f.write("file,label,tensor\nc0.nii,covid,tensors/c0.npy\n")
+        cls.x = torch.from_numpy(x)[None, None]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def tail_vs_full(self, arch, folded, core_sd):
+        from evaluate import Core
+        path = os.path.join(self.tmp.name, arch + ".safetensors")
+        export.save_safetensors(core_sd, path)
+        core = Core(path, n_threads=2)
+        feats, labels = tune.frozen_features(core, arch, self.tmp.name)
+        core.close()
+        self.assertEqual(list(labels), ["covid"])
+        with torch.no_grad():
+            full = float(folded(self.x)[0, 0])
+            part = float(tune.tail(folded, arch, {k: torch.from_numpy(v.astype(np.float32)) for k, v in feats.items()})[0])
+        # the frozen maps are stored as float16: agreement to ~1e-3 of the logit's scale
+        self.assertAlmostEqual(part, full, delta=2e-3 * max(1.0, abs(full)))
+        return full
+
+    def test_csac_tail_on_the_frozen_maps_is_the_whole_network(self):
+        torch.manual_seed(0)
+        folded = fold_bn(random_bn(train.make_model("csac")))
+        sd = {k: v.contiguous() for k, v in folded.state_dict().items()}
+        self.tail_vs_full("csac", folded, sd)
+        # the trained parameters are exactly the layers after the frozen maps
+        trained = {k.split(".")[0] for k, _ in folded.named_parameters() if k.startswith(tune.TRAINED["csac"])}
+        self.assertEqual(trained, {"stage4", "subB", "subC", "head"})
+
+    def test_resnet_tail_and_unfold(self):
+        torch.manual_seed(0)
+        m = random_bn(train.make_model("resnet"))
+        folded = fold_bn(m)
+        back = tune.unfold(folded)
+        with torch.no_grad():
+            a, b = float(m(self.x)[0, 0]), float(back(self.x)[0, 0])
+        self.assertAlmostEqual(a, b, delta=1e-4 * max(1.0, abs(a)))
+        full = self.tail_vs_full("resnet", folded, crops.core_state_dict(back, "resnet"))
+        self.assertAlmostEqual(full, a, delta=1e-4 * max(1.0, abs(a)))
+
+
+
+class Platt(unittest.TestCase):
+    def test_recovers_a_known_scaling_and_folds_it_into_fc3(self):
+        rng = np.random.default_rng(0)
+        s = rng.normal(0, 3, 20000)
+        y = (rng.random(s.size) < 1 / (1 + np.exp(-(0.4 * s - 1.0)))).astype(np.float64)
+        a, b = tune.platt(s, y)
+        self.assertAlmostEqual(a, 0.4, delta=0.03)
+        self.assertAlmostEqual(b, -1.0, delta=0.06)
+        for arch in ("csac", "resnet"):
+            torch.manual_seed(0)
+            m = fold_bn(random_bn(train.make_model(arch)))
+            f = {"stage3": torch.rand(2, 64, 8, 8, 8), "subB.pool1": torch.rand(2, 64, 8, 8, 8),
+                 "subA": torch.rand(2, 32, 4, 4, 4)}
+            with torch.no_grad():
+                before = tune.tail(m, arch, f)
+                tune.calibrate(m, arch, 0.4, -1.0)
+                after = tune.tail(m, arch, f)
+            torch.testing.assert_close(after, 0.4 * before - 1.0, rtol=1e-5, atol=1e-5)
+
+
+if __name__ == "__main__":
+    unittest.main()
