@@ -16,7 +16,7 @@
 //       heatmapPending (true: heatmap messages follow), heatmapError?}
 //   <- {type:'heatmap-slab', id, k0, k1, data? (Uint8Array 0..255 of slices k0..k1-1, st) |
 //       shared? {buffer, byteOffset, length} (Float32 [0,1] in the wasm memory, mt; with the first slab)}
-//   <- {type:'heatmap-done', id, scores? (Float32Array, max per slice), heatmapError?, timings_ms}
+//   <- {type:'heatmap-done', id, scores? (Float32Array, max per slice), map? ({layer, mode}), heatmapError?, timings_ms}
 //   <- {type:'error', id?, stage, message, status, restart? (the page starts a fresh worker), fatal?}
 // Without shared memory the volume goes as Int16 HU (half the memory of float;
 // CT HU are integers) and the heatmap as Uint8 (1/255 steps are far below what
@@ -135,6 +135,7 @@ async function fetchBytes(url, stage) {
 let mockDims = null;
 function installMockHeatmap(M) {
   M._csac_wasm_heatmap_resample = undefined; // resample() then calls the stand-in below
+  M._csac_heatmap_default_layer = undefined; // the report then names no map
   M._csac_heatmap = (ctx, layer, mode, out) => { new Float32Array(buf(M), out, GRID_N).fill(0.5); return 0; };
   M._csac_heatmap_resample = (ctx, vol, grid, map, k0, k0hi, k1, k1hi, out) => {
     const [nx, ny, nz] = mockDims;
@@ -510,7 +511,9 @@ async function screen(msg) {
         const h = heatmap(vptr, dims, gridPtr, id, msg.firstSlice ?? (dims[2] >> 1));
         T.heatmap = now() - t;
         T.heatmap_grid = h.ms.grid; T.heatmap_first_slab = h.ms.first_slab;
-        post({ type: 'heatmap-done', id, scores: h.scores, timings_ms: T, memoryBytes: buf(M).byteLength }, [h.scores.buffer]);
+        const map = typeof M._csac_heatmap_default_layer === 'function'
+          ? { layer: M.UTF8ToString(M._csac_heatmap_default_layer()), mode: M._csac_heatmap_default_mode() } : null;
+        post({ type: 'heatmap-done', id, scores: h.scores, map, timings_ms: T, memoryBytes: buf(M).byteLength }, [h.scores.buffer]);
       } catch (e) {
         post({ type: 'heatmap-done', id, heatmapError: errMsg(e), timings_ms: T });
       }

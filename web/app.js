@@ -253,9 +253,17 @@ function showHeatmapSlab(m) {
   if (!S.overlayFrame) S.overlayFrame = requestAnimationFrame(() => { S.overlayFrame = 0; viewer.render(true); });
 }
 
+// What the overlay is, in words, for the JSON report (csac_heatmap_default_layer / _mode).
+function heatmapKind(m) {
+  if (!m) return null;
+  if (m.mode === 2) return `${m.layer}: ground-glass score per cell (lesion head), not normalised`;
+  return `${m.layer}: ${m.mode === 0 ? 'Grad-CAM' : 'channel-mean activation'}, divided by its maximum`;
+}
+
 function finishHeatmap(r, h) {
   if (h && h.scores && r.heatmap) {
     S.scores = h.scores;
+    r.heatmapMap = h.map || null;
     viewer.setHeatmap(r.heatmap, null); // complete
     $('hm-status').textContent = S.engineInfo?.capabilities?.mockHeatmap ? 'TEST MODE: stand-in heatmap (?mockHeatmap)' : '';
     $('goto-max').disabled = false;
@@ -541,7 +549,8 @@ export async function report() {
     engine: { build: e.build, variant: e.variant, threads: e.threads },
     timings_ms: S.timings,
     warnings: r.warnings || [],
-    heatmap: r.heatmap ? { most_suspicious_slice: mostSuspicious() } : { unavailable: r.heatmapError || 'not computed' },
+    heatmap: r.heatmap ? { map: heatmapKind(r.heatmapMap), most_suspicious_slice: mostSuspicious() }
+      : { unavailable: r.heatmapError || 'not computed' },
     volume: S.volumeInfo && { dim: S.volumeInfo.dim, spacing: S.volumeInfo.spacing, orientation: S.volumeInfo.orientation },
     created: new Date().toISOString(),
     notice: 'research software, not for diagnosis',

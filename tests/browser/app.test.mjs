@@ -59,6 +59,9 @@ for (const isolation of [true, false]) {
         skip: (!claims.model && 'waiting for the engine: no weights') || (!claims.heatmap && 'waiting for the engine: _csac_heatmap/_csac_heatmap_resample not exported'),
       }, async () => {
         assert.ok(r.heatmap, `no heatmap: ${r.heatmapError}`);
+        // the JSON report says what the overlay is: the default map, the lesion head
+        const rep = await page.evaluate(() => window.csacApp.report());
+        assert.match(rep.heatmap.map, /^lesion: ground-glass score/);
         await page.click('#goto-max');
         const n = await overlayPixels(page);
         assert.ok(n > 100, `overlay pixels on the most suspicious slice: ${n}`);
