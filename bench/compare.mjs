@@ -235,7 +235,7 @@ if (e && e.ms.length) {
   const med = median(e.ms);
   md.push(`| e2e-wasm-2 total ms | ${f0(med)} | | <= ${E2E_TARGET_MS} | ${med <= E2E_TARGET_MS ? 'yes' : '**no**'} | |`);
   md.push('', `End to end in node, the 'mt' build with 2 threads, \`${relative(root, scan)}\` (bytes already in memory) -> ` +
-          'probability + default heatmap (stage2.pool activation); median ms per stage. read = copy into the wasm heap + gunzip + decode + analyse, ' +
+          'probability + the default heatmap (csac_heatmap_default_layer); median ms per stage. read = copy into the wasm heap + gunzip + decode + analyse, ' +
           'of which "inflate + HU" (the C reader: gunzip on both threads, convert to float HU) and "analyse" (decimate, find the lungs); ' +
           'heatmap = the heatmap on the model grid (total ends here); resample = that heatmap on every original voxel ' +
           '(all slices at once; the page does it slab by slab after showing the probability), not in the total:', '');
