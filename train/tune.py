@@ -10,12 +10,13 @@ layers after the 8^3 level learn from whole volumes with the binary label, so th
 lesion cell stand out of the average. What stays frozen is computed once per case by the C core
 (the BN-folded network): stage3's output (64 @ 8^3), subB.pool1 (64 @ 8^3) and subA's output
 (32 @ 4^3); trained are stage4, subB.conv3/conv4, subC and the head (the ResNet: stage4 and its
-head). That is ~1 GFLOP a forward pass, so an epoch of 600 volumes takes a few minutes on 2 cores.
+head). That is ~1 GFLOP a forward pass: an epoch of 600 volumes takes ~15 s on 2 cores.
 Adam, BCE, no augmentation (the frozen features are of the unflipped volume). Kept: the epoch
 with the lowest validation loss (the AUC saturates near 1 on the validation set and swings with
 the calibration), or the mean of the last --average epochs' weights when its validation loss is
-lower (the loss swings from epoch to epoch; the mean smooths that), then Platt scaling on the validation logits (logit' = a * logit + b, folded into
-fc3), so that 0.5 means even odds on the validation set. Same seed, same data: the same weights.
+lower (the loss swings from epoch to epoch; the mean smooths that). Then Platt scaling on the
+validation logits (logit' = a * logit + b, folded into fc3), so that 0.5 means even odds on the
+validation set. Same seed, same data: the same weights.
 """
 import argparse
 import csv
