@@ -227,7 +227,7 @@ int csac_heatmap_nifti(csac_ctx *ctx, const csac_volume *vol, const csac_grid *g
     free(f);
     csac_nifti_out img = {.data_u8 = u8, .slope = 1.0f / 255.0f, .dim = {j.dim[0], j.dim[1], j.dim[2]},
                           .geom = &vol->geom, .gzip = gzip,
-                          .descrip = "csac heatmap, max-normalised, 0..1"};
+                          .descrip = "csac heatmap 0..1 (docs/heatmaps.md)"};
     st = csac__nifti_write_buffer(ctx, &img, out, n);
     free(u8);
     return st;
