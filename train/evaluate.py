@@ -75,8 +75,9 @@ class Core(csac_py.Csac):
         return r.probability, r.logit, r.ms_forward
 
     def heatmap(self, layer=None, mode=None):
-        """csac_heatmap of the last forward: (64, 128, 128) in [0, 1]. mode 0 Grad-CAM, 1 activation;
-        None = Grad-CAM for a named layer, and the default pair (mode -1) for layer None."""
+        """csac_heatmap of the last forward: (64, 128, 128) in [0, 1]. mode 0 Grad-CAM, 1 activation,
+        2 lesion head (layer "lesion"); None = Grad-CAM for a named layer, and the default pair
+        (mode -1) for layer None."""
         if mode is None:
             mode = 0 if layer else -1
         out = np.zeros((csac_py.GRID_D, csac_py.GRID_H, csac_py.GRID_W), np.float32)

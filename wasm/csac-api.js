@@ -140,8 +140,8 @@ export class Csac {
   }
 
   // Heatmap of the last screen() on the model grid (64*128*128, [0,1]), kept
-  // in the heap for the calls below. mode: -1 default, 0 Grad-CAM, 1 activation;
-  // {} = the default layer in its default mode (docs/heatmaps.md).
+  // in the heap for the calls below. mode: -1 default, 0 Grad-CAM, 1 activation,
+  // 2 lesion head (layer 'lesion'); {} = the default pair (docs/heatmaps.md).
   heatmap({ layer = null, mode = layer ? 0 : -1 } = {}) {
     const M = this.M;
     if (!this.mapPtr) this.mapPtr = M._malloc(GRID.D * GRID.H * GRID.W * 4);
