@@ -23,7 +23,6 @@ Same seeds, same steps, same data: the same weights (CPU, 2 threads).
 """
 import argparse
 import csv
-import ctypes as C
 import json
 import os
 import sys
@@ -127,12 +126,8 @@ def pretrain(a):
 
 def merge_features(core, x):
     """The C core's pooled 288 features of one model-grid tensor: the mean of the 4^3 merge map."""
-    core.lib.csac_layer_output.argtypes = [C.c_void_p, C.c_char_p, C.POINTER(C.c_int)]
-    core.lib.csac_layer_output.restype = C.POINTER(C.c_float)
     core.forward(x)
-    shape = (C.c_int * 4)()
-    p = core.lib.csac_layer_output(core.ctx, b"merge", shape)
-    return np.ctypeslib.as_array(p, shape=(N_FEATURES * 64,)).reshape(N_FEATURES, 64).mean(1).copy()
+    return core.layer_output("merge").reshape(N_FEATURES, 64).mean(1)
 
 
 def pooled_features(core, data_dir):
@@ -203,7 +198,7 @@ def head(a):
         # the lesion head: stage2's ground-glass channel of the crop stage's lesion heads
         missing = model.load_state_dict(ckpt["model"], strict=False).missing_keys
         assert set(missing) <= {"lesion.weight", "lesion.bias"}, missing
-        k = T.SegHeads("csac").names.index("stage2")
+        k = list(T.SEG_TAPS["csac"]).index("stage2")
         with torch.no_grad():
             model.lesion.weight.copy_(ckpt["heads"][f"convs.{k}.weight"][:1])
             model.lesion.bias.copy_(ckpt["heads"][f"convs.{k}.bias"][:1])

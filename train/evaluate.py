@@ -11,7 +11,7 @@ specificity with Wilson 95% CIs at thresholds 0.3 / 0.5 / 0.7 (the paper's
 Table 3), overall and for COVID vs normal and COVID vs CAP, and the ROC plot.
 On every real scan in ../shared/ct: the probability from the C core and from
 PyTorch (same weights), their difference, and the C core's time per volume.
-Writes OUT/eval.md, OUT/eval.json and OUT/roc.png.
+Writes OUT/eval.md, OUT/eval.json, OUT/roc.png and OUT/scores.csv (every case, every method).
 """
 import argparse
 import csv
@@ -73,6 +73,16 @@ class Core(csac_py.Csac):
         if self.lib.csac_forward(self.ctx, C.byref(r)) != 0:
             raise RuntimeError(self.lib.csac_last_error(self.ctx).decode())
         return r.probability, r.logit, r.ms_forward
+
+    def layer_output(self, name):
+        """csac_layer_output of the last forward: a copy, shaped (C, D, H, W)."""
+        self.lib.csac_layer_output.argtypes = [C.c_void_p, C.c_char_p, C.POINTER(C.c_int)]
+        self.lib.csac_layer_output.restype = C.POINTER(C.c_float)
+        shape = (C.c_int * 4)()
+        p = self.lib.csac_layer_output(self.ctx, name.encode(), shape)
+        if not p:
+            raise RuntimeError(f"csac_layer_output {name}: {self.lib.csac_last_error(self.ctx).decode()}")
+        return np.ctypeslib.as_array(p, shape=tuple(shape)).copy()
 
     def heatmap(self, layer=None, mode=None):
         """csac_heatmap of the last forward: (64, 128, 128) in [0, 1]. mode 0 Grad-CAM, 1 activation,
@@ -233,6 +243,11 @@ def main(argv=None):
     res["threads"] = a.threads
     with open(os.path.join(a.out, "eval.json"), "w") as fh:
         json.dump(res, fh, indent=1, default=float)
+    with open(os.path.join(a.out, "scores.csv"), "w", newline="") as fh:  # per case, for error analysis
+        w = csv.writer(fh)
+        w.writerow(["file", "label"] + list(probs))
+        for i, r in enumerate(rows):
+            w.writerow([r["file"], r["label"]] + [f"{probs[k][i]:.6g}" for k in probs])
     plot_roc(y, probs, os.path.join(a.out, "roc.png"))
     md = report_md(res)
     with open(os.path.join(a.out, "eval.md"), "w") as fh:

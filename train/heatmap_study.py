@@ -69,23 +69,27 @@ def lung_on_grid(x):
     return out
 
 
-def slice_scores_all(core, path, candidates):
-    """Per original slice: the max of each candidate's heatmap (csac_heatmap_slice_scores)."""
+def real_scan_maps(core, path, candidates):
+    """For each candidate: per original slice, the max of its heatmap (csac_heatmap_slice_scores),
+    and the share of its grid voxels at >= half its maximum that lie in the lungs."""
     lib = core.lib
     lib.csac_heatmap_slice_scores.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(csac_py._Grid),
                                               C.POINTER(C.c_float), C.POINTER(C.c_float)]
     with core.opened(path) as (vol, x, g):
         core.forward(x)
         nk = core._info(vol)["dim"][2]
-        out = {}
+        lung = lung_on_grid(x)
+        out, in_lung = {}, {}
         for c in candidates:
             m = core.heatmap(*c)
+            hi = m >= 0.5 * m.max() if m.max() > 0 else np.zeros_like(lung)
+            in_lung[c] = float((hi & lung).sum() / max(1, hi.sum()))
             s = np.zeros(nk, np.float32)
             if lib.csac_heatmap_slice_scores(core.ctx, vol, C.byref(g), m.ctypes.data_as(C.POINTER(C.c_float)),
                                              s.ctypes.data_as(C.POINTER(C.c_float))) != 0:
                 raise RuntimeError(lib.csac_last_error(core.ctx).decode())
             out[c] = s
-        return out
+        return out, in_lung
 
 
 def main():
@@ -123,17 +127,12 @@ def main():
     real = {c: {} for c in CANDIDATES}
     in_lung = {c: {} for c in CANDIDATES}
     for f, lab in sorted(labels.items()):
-        scores = slice_scores_all(core, os.path.join(SHARED_CT, f), CANDIDATES)
+        scores, share = real_scan_maps(core, os.path.join(SHARED_CT, f), CANDIDATES)
         y = np.array([lab[z] for z in sorted(lab)])
-        x = core.preprocess_file(os.path.join(SHARED_CT, f))
-        core.forward(x)
-        lung = lung_on_grid(x)
         for c in CANDIDATES:
             s = scores[c][sorted(lab)]
             real[c][f] = auc(s[y == 1], s[y == 0])
-            m = core.heatmap(*c)
-            hi = m >= 0.5 * m.max() if m.max() > 0 else np.zeros_like(lung)
-            in_lung[c][f] = float((hi & lung).sum() / max(1, hi.sum()))
+            in_lung[c][f] = share[c]
     res = []
     for c in CANDIDATES:
         st = stats[c]

@@ -20,7 +20,6 @@ validation set. Same seed, same data: the same weights.
 """
 import argparse
 import csv
-import ctypes as C
 import hashlib
 import json
 import os
@@ -77,18 +76,15 @@ def unfold(folded):
 
 def frozen_features(core, arch, data_dir):
     """The frozen maps of every case of a generated set (float16 to save memory), and the labels."""
-    core.lib.csac_layer_output.argtypes = [C.c_void_p, C.c_char_p, C.POINTER(C.c_int)]
-    core.lib.csac_layer_output.restype = C.POINTER(C.c_float)
     with open(os.path.join(data_dir, "manifest.csv")) as fh:
         rows = [r for r in csv.DictReader(fh) if r["tensor"]]
     out = {name: np.zeros((len(rows),) + shape, np.float16) for name, shape in FROZEN[arch]}
-    shape4 = (C.c_int * 4)()
     for i, r in enumerate(rows):
         core.forward(np.load(os.path.join(data_dir, r["tensor"])).astype(np.float32))
         for name, shape in FROZEN[arch]:
-            p = core.lib.csac_layer_output(core.ctx, name.encode(), shape4)
-            assert tuple(shape4) == shape, (name, tuple(shape4))
-            out[name][i] = np.ctypeslib.as_array(p, shape=shape)
+            y = core.layer_output(name)
+            assert y.shape == shape, (name, y.shape)
+            out[name][i] = y
     return out, np.array([r["label"] for r in rows])
 
 
