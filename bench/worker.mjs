@@ -43,7 +43,7 @@ async function oursWasm(e2e) {
         try {
           const r = csac.screen(vol);
           const t1 = now();
-          csac.heatmap(); // the default map (stage2.pool activation) on the model grid
+          csac.heatmap(); // the default map (the lesion head) on the model grid
           const t2 = now();
           csac.heatmapSlices(vol, 0, vol.info.dim[2]); // on the original voxels, as the page shows it
           const t3 = now();

@@ -10,14 +10,15 @@
  *   to padding columns when rows are a multiple of CSAC_VLEN wide. Depth taps
  *   and kernel rows entirely outside the input are skipped; bias, residual
  *   and ReLU are applied in registers before the one store of each output.
- * - channel-vector (AVX-512, planes narrower than a vector: the 8^3 and 4^3
- *   layers): the same gather and taps, but a register tile holds CV vectors
+ * - channel-vector (AVX-512, planes narrower than a vector: the 8^3 dilated
+ *   and 4^3 layers): the same gather and taps, but a register tile holds CV vectors
  *   of output channels at up to 12 positions; each tap loads CV weight
  *   vectors and broadcasts one input per position, so no lane idles on
  *   narrow rows. Same summation order as the row kernel: same bits.
  * - Winograd F(2x2, 3x3) over (h, w) for k = 3, stride 1 (see wino_task),
- *   chosen where it measured faster: without FMA (wasm), 16 instead of 36
- *   multiplies per 2x2 outputs win; with FMA, direct does.
+ *   chosen where it measured faster (winograd_auto): 16 instead of 36
+ *   multiplies per 2x2 outputs; without FMA (wasm) on every such conv of the
+ *   network, with FMA at dilation 1 on planes from 8 x 8.
  * Threads claim (depth slice, channel block) units in chunks, in order, from
  * a shared counter (a descheduled thread delays one chunk, not half the
  * layer); each gathers (and transforms) the input slices under its units
@@ -149,8 +150,7 @@ double csac__conv_macs(const csac__conv *cv, csac__shape in, int dense) {
 /* Winograd geometry, see wino_task. */
 typedef struct {
     int dil, s;      /* dilation; phase factor s = 2 * dil                   */
-    int rows, cols;  /* tile rows over the row phases; tile vectors per row
-                        over the column phases                               */
+    int tiles;       /* 2x2 output tiles (on the dil x dil lattices) a slice */
     int hq, wq;      /* gathered phase plane                                 */
     long ps;         /* floats per gathered plane: s * s * hq * wq           */
     int ntv, ntb;    /* tile vectors per depth slice; blocks of NV of them   */
@@ -190,13 +190,21 @@ static long chunk_units(long total, int nth) {
     return c > 0 ? c : 1;
 }
 
-static void zero_floats(float *dst, long n) {
+/* clang turns these loops back into memset/memcpy calls, which cost wasm more
+ * than short rows take (2 % of a forward); GCC keeps the loops. */
+#if defined(__clang__)
+#define CSAC_NO_MEMCALLS __attribute__((no_builtin("memset", "memcpy")))
+#else
+#define CSAC_NO_MEMCALLS
+#endif
+
+CSAC_NO_MEMCALLS static void zero_floats(float *dst, long n) {
     long i = 0, nv = n - n % CSAC_VLEN;
     for (; i < nv; i += CSAC_VLEN) csac_vstore(dst + i, csac_vzero());
     for (; i < n; i++) dst[i] = 0.0f;
 }
 
-static void copy_floats(float *dst, const float *src, long n) {
+CSAC_NO_MEMCALLS static void copy_floats(float *dst, const float *src, long n) {
     long i = 0, nv = n - n % CSAC_VLEN;
     for (; i < nv; i += CSAC_VLEN) csac_vstore(dst + i, csac_vload(src + i));
     for (; i < n; i++) dst[i] = src[i];
@@ -646,8 +654,9 @@ static void chan_task(void *arg, int ith, int nth) { direct_units(arg, ith, nth,
  * the plane into d x d interleaved lattices, each an undilated conv; the 4x4
  * input patch of a tile then lies on the phases (mod 2d) that gather_plane
  * produces with stride 2d, so that a vector of CSAC_VLEN tiles along a row
- * reads each patch element with one load. Per thread and output slice: the
- * new input slices are gathered and transformed into a ring of 2d + 1 slices
+ * reads each patch element with one load. Output slices go one depth phase
+ * (mod d) after another (wino_od). Per thread and output slice: the new
+ * input slice is gathered and transformed into a ring of 3 slices
  * of V[tile block][slice][xi][ci][tiles] (xi = one of the 16 patch
  * positions); then per (tile block, channel block) 16 register-tiled GEMMs
  * over (kd, ci) that read V and U in order, the output transform and the
@@ -659,22 +668,21 @@ static int wino_ti(int o, int a, int dil) { /* tile rows (or columns) of phase a
     return (n + 1) / 2;
 }
 
-static int wino_tjv(int o, int b, int dil) { return (wino_ti(o, b, dil) + CSAC_VLEN - 1) / CSAC_VLEN; }
-
 static wino_geom wgeom(const csac__conv *cv, csac__shape in) {
     wino_geom g;
     csac__shape o = csac__conv_out_shape(cv, in);
+    int rows = 0, cols = 0;
     g.dil = cv->dil;
     g.s = 2 * cv->dil;
-    g.rows = g.cols = 0;
     for (int a = 0; a < g.dil; a++) {
-        g.rows += wino_ti(o.h, a, g.dil);
-        g.cols += wino_tjv(o.w, a, g.dil);
+        rows += wino_ti(o.h, a, g.dil);
+        cols += wino_ti(o.w, a, g.dil);
     }
+    g.tiles = rows * cols;
     g.hq = wino_ti(o.h, 0, g.dil) + 1;
-    g.wq = wino_tjv(o.w, 0, g.dil) * CSAC_VLEN + 1;
+    g.wq = wino_ti(o.w, 0, g.dil) + 1;
     g.ps = (long)g.s * g.s * g.hq * g.wq;
-    g.ntv = g.rows * g.cols;
+    g.ntv = (g.tiles + CSAC_VLEN - 1) / CSAC_VLEN;
     g.ntb = (g.ntv + NV - 1) / NV;
     return g;
 }
@@ -692,13 +700,19 @@ static int winograd_fits(const csac__conv *cv) {
 
 static int winograd_auto(const csac__conv *cv, csac__shape in, csac__shape o) {
     if (!winograd_fits(cv)) return 0;
-    /* Measured: with FMA (and 8-16 lanes) direct wins on every layer of the
-     * network. Without (wasm), compare lanes of multiplies per depth slice
+    /* With FMA (native), measured with AVX-512 (1 thread, best of 6
+     * alternated forwards): Winograd wins at dilation 1 on planes from 8 x 8
+     * (32^3 layers 5.2 -> 3.1 ms, 16^3 2.3 -> 1.9, 8^3 1.12 -> 0.95), direct
+     * on the dilated lattices and on 4 x 4 (a 16-lane vector holds its 4
+     * tiles). Before the tiles were packed, direct won everywhere.
+     * Without FMA (wasm), compare lanes of multiplies per depth slice
      * and (ci, kd): Winograd 16 per tile lane plus ~15% for the transforms,
-     * direct 9 per output-vector lane; this picks Winograd where it measured
-     * 1.2-2.2x faster (d1 and d2 from 8^3 up, d3) and direct where the two
-     * are within 5% (4^3 planes, d2 at 8^3: tiles fill few lanes). */
-    if (CSAC_SIMD_FMA) return 0;
+     * direct 9 per output-vector lane. Since tiles are packed into whole
+     * vectors this picks Winograd for every stride-1 3x3 conv of the network
+     * in wasm; it measured 1.2-2.2x faster than direct on each, 4^3 planes and
+     * 8^3 at dilation 2 included (1.6-1.9x; before the packing, direct and
+     * Winograd were level there). */
+    if (CSAC_SIMD_FMA) return cv->dil == 1 && o.h >= 8 && o.w >= 8;
     long wl = (long)wgeom(cv, in).ntv * CSAC_VLEN;
     return 16 * wl * 115 < 9 * row_lanes(cv, in, o) * 100;
 }
@@ -707,34 +721,61 @@ int csac__conv_algo(const csac__conv *cv, csac__shape in) {
     if (cv->algo == CSAC__CONV_DIRECT || cv->algo == CSAC__CONV_CHANVEC) return cv->algo;
     if (cv->algo == CSAC__CONV_WINOGRAD) return winograd_fits(cv) ? CSAC__CONV_WINOGRAD : CSAC__CONV_DIRECT;
     csac__shape o = csac__conv_out_shape(cv, in);
+    if (winograd_auto(cv, in, o)) return CSAC__CONV_WINOGRAD;
     /* Channel vectors where the row kernel leaves lanes idle (planes narrower
      * than its vectors: 8 x 8 and 4 x 4 with 16 lanes), whole blocks of CVC
      * channels fill them and rows fill whole tiles. Only with 32 registers:
      * the tiles hold 24 accumulators. */
     if (CSAC_VLEN >= 16 && cv->cout % CVC == 0 && o.w % CHAN_NARROW == 0 && row_lanes(cv, in, o) * 100 > 110L * o.h * o.w)
         return CSAC__CONV_CHANVEC;
-    return winograd_auto(cv, in, o) ? CSAC__CONV_WINOGRAD : CSAC__CONV_DIRECT;
+    return CSAC__CONV_DIRECT;
 }
 
-/* Per thread: a gathered plane, V of 2 * dil + 1 depths, the tile table. */
+/* Per thread: a gathered plane, V of 3 depths, the tile table. */
 static size_t wino_per_thread(const csac__conv *cv, csac__shape in) {
     wino_geom g = wgeom(cv, in);
-    return round16((size_t)g.ps + CSAC__SLACK) + round16((size_t)g.ntb * (2 * cv->dil + 1) * 16 * cv->cin * NV * CSAC_VLEN) +
-           round16(3 * (size_t)g.ntv);
+    return round16((size_t)g.ps + CSAC__SLACK) + round16((size_t)g.ntb * 3 * 16 * cv->cin * NV * CSAC_VLEN) +
+           round16((size_t)g.ntv * (3 * CSAC_VLEN + 1));
 }
 
-/* For each tile vector: gathered-plane offset of its patch corner, first
- * output row and column (no divisions in the loops that use them). */
+/* The output slice of rank i when slices are taken one depth phase (od mod
+ * dil) after another: the three input slices of od are then those of the
+ * previous od of the rank order plus one (kd = 0, 1, 2 are dil apart), so a
+ * ring of 3 transformed slices serves any dilation (2 * dil + 1 in depth
+ * order: 5 MB of V per thread at dilation 3 on 32^3, out of cache). */
+static int wino_od(int i, int od_n, int dil) {
+    for (int p = 0; p < dil; p++) {
+        int n = (od_n - p + dil - 1) / dil;
+        if (i < n) return p + i * dil;
+        i -= n;
+    }
+    return -1;
+}
+
+/* The tiles in order (row phase, tile row, column phase, tile column), packed
+ * CSAC_VLEN to a vector whatever rows and phases they come from: narrow
+ * planes and dilated lattices fill whole vectors (a 4 x 4 plane is one
+ * vector of 4 tiles rather than two half-empty ones). For each lane:
+ * gathered-plane offset of its patch corner, first output row and column
+ * (-1: a lane past the last tile); then per vector whether its lanes are
+ * consecutive tiles of one row (read with vector loads). */
 static void wino_tiles(const wino_geom *g, int oh, int ow, int *tab) {
-    int tv = 0;
+    int *contig = tab + 3L * g->ntv * CSAC_VLEN, n = 0;
     for (int a = 0; a < g->dil; a++)
         for (int ti = 0; ti < wino_ti(oh, a, g->dil); ti++)
             for (int b = 0; b < g->dil; b++)
-                for (int tjv = 0; tjv < wino_tjv(ow, b, g->dil); tjv++, tv++) {
-                    tab[3 * tv] = (int)(((long)a * g->s + b) * g->hq * g->wq + (long)ti * g->wq + tjv * CSAC_VLEN);
-                    tab[3 * tv + 1] = a + 2 * g->dil * ti;
-                    tab[3 * tv + 2] = b + 2 * g->dil * tjv * CSAC_VLEN;
+                for (int tj = 0; tj < wino_ti(ow, b, g->dil); tj++, n++) {
+                    tab[3 * n] = (int)(((long)a * g->s + b) * g->hq * g->wq + (long)ti * g->wq + tj);
+                    tab[3 * n + 1] = a + 2 * g->dil * ti;
+                    tab[3 * n + 2] = b + 2 * g->dil * tj;
                 }
+    for (; n < g->ntv * CSAC_VLEN; n++) tab[3 * n] = 0, tab[3 * n + 1] = tab[3 * n + 2] = -1;
+    for (int tv = 0; tv < g->ntv; tv++) {
+        const int *t = tab + 3L * tv * CSAC_VLEN;
+        contig[tv] = 1;
+        for (int l = 1; l < CSAC_VLEN; l++)
+            contig[tv] &= t[3 * l + 1] == t[1] && t[3 * l + 2] == t[2] + 2 * g->dil * l && t[3 * l] == t[0] + l;
+    }
 }
 
 /* U[ceil(cout/CO)][xi][kd][cin][CO] = G g G^T of each 3x3 (kh, kw) slice. */
@@ -782,11 +823,21 @@ static void wino_input(const wino_geom *g, const int *tab, const float *tmp, flo
     for (int r = 0; r < 4; r++) /* patch element (r, c): phase (r & 1, c & 1) apart by dil, then (r >> 1, c >> 1) */
         for (int c = 0; c < 4; c++)
             off[r * 4 + c] = ((long)g->dil * (r & 1) * g->s + g->dil * (c & 1)) * pl + (long)(r >> 1) * g->wq + (c >> 1);
+    const int *contig = tab + 3L * g->ntv * CSAC_VLEN;
     for (int tv = 0; tv < g->ntv; tv++) {
-        const float *p = tmp + tab[3 * tv];
+        const int *t = tab + 3L * tv * CSAC_VLEN;
         csac_vf d[4][4], e[4][4];
-        for (int r = 0; r < 4; r++)
-            for (int c = 0; c < 4; c++) d[r][c] = csac_vload(p + off[r * 4 + c]);
+        if (contig[tv]) {
+            const float *p = tmp + t[0];
+            for (int r = 0; r < 4; r++)
+                for (int c = 0; c < 4; c++) d[r][c] = csac_vload(p + off[r * 4 + c]);
+        } else { /* lanes from several rows or phases: element by element */
+            float lane[16][CSAC_VLEN];
+            for (int l = 0; l < CSAC_VLEN; l++)
+                for (int q = 0; q < 16; q++) lane[q][l] = tmp[t[3 * l] + off[q]];
+            for (int r = 0; r < 4; r++)
+                for (int c = 0; c < 4; c++) d[r][c] = csac_vload(lane[r * 4 + c]);
+        }
         for (int r = 0; r < 4; r++) { /* d B */
             e[r][0] = csac_vsub(d[r][0], d[r][2]);
             e[r][1] = csac_vadd(d[r][1], d[r][2]);
@@ -811,6 +862,7 @@ typedef struct {
     int nkd, kd0;         /* valid kd: kd0 .. kd0 + nkd - 1            */
     int od, cot, tb;
     const int *tab;       /* wino_tiles                                */
+    const int *contig;
 } wino_ctx;
 
 /* One block of nv (a constant after inlining) tile vectors x CO channels:
@@ -841,7 +893,9 @@ static inline __attribute__((always_inline)) void wino_block(const conv_job *j, 
     }
     csac_vf z = csac_vzero();
     for (int v = 0; v < nv; v++) {
-        int tv = x->tb * NV + v, oh0 = x->tab[3 * tv + 1], ow0 = x->tab[3 * tv + 2];
+        int tv = x->tb * NV + v;
+        const int *t = x->tab + 3L * tv * CSAC_VLEN;
+        int oh0 = t[1], ow0 = t[2];
         for (int c = 0; c < CO; c++) {
             int co = x->cot * CO + c;
             if (co >= cv->cout) break;
@@ -857,7 +911,7 @@ static inline __attribute__((always_inline)) void wino_block(const conv_job *j, 
             float bias = cv->b ? cv->b[co] : 0.0f;
             csac_vf vb = csac_vset1(bias);
             long base = ((long)co * j->osh.d + x->od) * OH * OW;
-            if (dil == 1 && ow0 + 2 * CSAC_VLEN <= OW) { /* whole rows: interleave the tiles' two columns */
+            if (dil == 1 && x->contig[tv] && ow0 + 2 * CSAC_VLEN <= OW) { /* whole rows: interleave the tiles' two columns */
                 for (int e = 0; e < 2 && oh0 + e < OH; e++) {
                     long o = base + (long)(oh0 + e) * OW + ow0;
                     csac_vf r0 = csac_vadd(csac_vzip_lo(y[e][0], y[e][1]), vb);
@@ -875,33 +929,31 @@ static inline __attribute__((always_inline)) void wino_block(const conv_job *j, 
                 }
                 continue;
             }
-            /* lattice phases (outputs dil apart), row ends: output by output,
-             * bias (and ReLU without a residual) added as vectors first */
+            /* lattice phases (outputs dil apart), row ends, packed tiles:
+             * output by output, bias (and ReLU without a residual) added as
+             * vectors first */
             float lane[2][2][CSAC_VLEN];
             for (int e = 0; e < 2; e++)
                 for (int f = 0; f < 2; f++) {
                     csac_vf r = csac_vadd(y[e][f], vb);
                     csac_vstore(lane[e][f], j->relu && !j->res ? csac_vmax(r, z) : r);
                 }
-            for (int e = 0; e < 2 && oh0 + dil * e < OH; e++) {
-                float *orow = j->out + base + (long)(oh0 + dil * e) * OW;
-                const float *rrow = j->res ? j->res + base + (long)(oh0 + dil * e) * OW : NULL;
-                for (int f = 0; f < 2; f++) {
-                    int n = ow0 + dil * f >= OW ? 0 : (OW - 1 - ow0 - dil * f) / (2 * dil) + 1; /* lanes inside */
-                    if (n > CSAC_VLEN) n = CSAC_VLEN;
-                    float *op = orow + ow0 + dil * f;
-                    if (!rrow) {
-                        for (int l = 0; l < n; l++) op[2L * dil * l] = lane[e][f][l];
-                        continue;
-                    }
-                    const float *rp = rrow + ow0 + dil * f;
-                    for (int l = 0; l < n; l++) {
-                        float r = lane[e][f][l] + rp[2L * dil * l];
-                        if (j->relu) r = r > 0.0f ? r : 0.0f;
-                        op[2L * dil * l] = r;
+            for (int l = 0; l < CSAC_VLEN && t[3 * l + 1] >= 0; l++)
+                for (int e = 0; e < 2; e++) {
+                    int oh = t[3 * l + 1] + dil * e;
+                    if (oh >= OH) break;
+                    for (int f = 0; f < 2; f++) {
+                        int ow = t[3 * l + 2] + dil * f;
+                        if (ow >= OW) break;
+                        long o = base + (long)oh * OW + ow;
+                        float r = lane[e][f][l];
+                        if (j->res) {
+                            r += j->res[o];
+                            if (j->relu) r = r > 0.0f ? r : 0.0f;
+                        }
+                        j->out[o] = r;
                     }
                 }
-            }
         }
     }
 }
@@ -910,44 +962,51 @@ static void wino_task(void *arg, int ith, int nth) {
     conv_job *j = arg;
     const csac__conv *cv = j->cv;
     const wino_geom *g = &j->wg;
-    int cin = cv->cin, dil = cv->dil, ncot = (cv->cout + CO - 1) / CO, ring = 2 * dil + 1;
+    int cin = cv->cin, dil = cv->dil, ncot = (cv->cout + CO - 1) / CO;
     long lo, hi, total = (long)j->osh.d * ncot, chunk = chunk_units(total, nth);
-    /* V[tile block][depth % ring][xi][ci][NV vectors]: the input depths of
-     * the current output slice, each gathered (a plane at a time) and
-     * transformed once, when the slices reach it; small enough to stay in
-     * this core's cache. */
-    long nvv = (long)NV * CSAC_VLEN, sxi = cin * nvv, sd = 16 * sxi, stb = ring * sd;
+    /* V[tile block][slot][xi][ci][NV vectors]: the three input depths of the
+     * current output slice, each gathered (a plane at a time) and transformed
+     * once, when the slices reach it; small enough to stay in this core's
+     * cache. Units are (rank of od in wino_od's order, channel block). */
+    long nvv = (long)NV * CSAC_VLEN, sxi = cin * nvv, sd = 16 * sxi, stb = 3 * sd;
     float *tmp = j->gather + (size_t)ith * j->gather_stride;
     float *vbuf = tmp + round16((size_t)g->ps + CSAC__SLACK);
     int *tab = (int *)(vbuf + round16((size_t)g->ntb * stb));
-    int tabbed = 0, dnext = 0;
+    int tabbed = 0, have_r = -1, qnext = 0;
     while (claim(j, total, chunk, &lo, &hi)) {
         if (!tabbed) {
             wino_tiles(g, j->osh.h, j->osh.w, tab);
             tabbed = 1;
         }
-        int od0 = (int)(lo / ncot);
         /* per output slice and tile block, every channel block of this thread's
          * units: the block's V stays in cache while U changes */
-        for (int od = od0; od <= (int)((hi - 1) / ncot); od++) {
-            if (dnext < od - cv->pad) dnext = od - cv->pad; /* after a gap: skip slices no unit here reads */
-            for (; dnext < j->ish.d && dnext <= od - cv->pad + 2 * dil; dnext++)
+        for (long rank = lo / ncot; rank <= (hi - 1) / ncot; rank++) {
+            int od = wino_od((int)rank, j->osh.d, dil);
+            /* input depth id = q * dil + r of kd = 0, 1, 2: q = q0, q0 + 1, q0 + 2; slot q % 3 */
+            int r = ((od - cv->pad) % dil + dil) % dil, q0 = (od - cv->pad - r) / dil;
+            if (r != have_r) have_r = r, qnext = q0; /* a new phase: its slices are not in the ring */
+            if (qnext < q0) qnext = q0;              /* after a gap: skip slices no unit here reads */
+            for (; qnext <= q0 + 2; qnext++) {
+                int id = qnext * dil + r;
+                if (id < 0 || id >= j->ish.d) continue;
                 for (int ci = 0; ci < cin; ci++) {
-                    gather_plane(j, ci, dnext, tmp, g->s, g->s, g->hq, g->wq);
-                    wino_input(g, tab, tmp, vbuf + (dnext % ring) * sd + ci * nvv, sxi, stb);
+                    gather_plane(j, ci, id, tmp, g->s, g->s, g->hq, g->wq);
+                    wino_input(g, tab, tmp, vbuf + (qnext % 3) * sd + ci * nvv, sxi, stb);
                 }
-            long c0 = (long)od * ncot < lo ? lo - (long)od * ncot : 0, c1 = (long)(od + 1) * ncot > hi ? hi - (long)od * ncot : ncot;
+            }
+            long c0 = rank * ncot < lo ? lo - rank * ncot : 0, c1 = (rank + 1) * ncot > hi ? hi - rank * ncot : ncot;
             wino_ctx x;
             x.od = od;
             x.nkd = x.kd0 = 0;
             for (int kd = 0; kd < 3; kd++) { /* valid kd: a contiguous range */
-                int id = od + kd * dil - cv->pad;
+                int id = (q0 + kd) * dil + r;
                 if (id < 0 || id >= j->ish.d) continue;
                 if (!x.nkd) x.kd0 = kd;
-                x.koff[x.nkd++] = (id % ring) * sd;
+                x.koff[x.nkd++] = ((q0 + kd) % 3) * sd;
             }
             x.sxi = sxi;
             x.tab = tab;
+            x.contig = tab + 3L * g->ntv * CSAC_VLEN;
             for (x.tb = 0; x.tb < g->ntb; x.tb++) {
                 x.v = vbuf + x.tb * stb;
                 for (x.cot = (int)c0; x.cot < c1; x.cot++) {

@@ -215,14 +215,25 @@ int main(void) {
     for (int t = 0; t < 300; t++) test_conv(p1, p3, t);
     for (int t = 0; t < 50; t++) test_maxpool(p1, p3, t);
     test_small_ops();
-    /* where the kernels were measured faster: channel vectors for the network's
-     * 8^3 and 4^3 convs with 16 lanes and FMA (AVX-512), never elsewhere */
-    csac__conv c8 = {64, 64, 3, 2, 2, {1, 1, 1}, NULL, NULL, CSAC__CONV_AUTO};
-    csac__conv c16 = {32, 32, 3, 1, 1, {1, 1, 1}, NULL, NULL, CSAC__CONV_AUTO};
-    int a8 = csac__conv_algo(&c8, (csac__shape){64, 8, 8, 8});
-    if (CSAC_VLEN >= 16) CHECK(a8 == CSAC__CONV_CHANVEC, "8^3 conv with 16 lanes: algorithm %d, not channel vectors", a8);
-    else CHECK(a8 != CSAC__CONV_CHANVEC, "8^3 conv: channel vectors picked with %d lanes", CSAC_VLEN);
-    CHECK(csac__conv_algo(&c16, (csac__shape){32, 16, 16, 16}) != CSAC__CONV_CHANVEC, "16^3 conv: row kernel expected");
+    /* where the kernels were measured faster: Winograd for every stride-1 3x3
+     * conv of the network without FMA (wasm), with FMA at dilation 1 on planes
+     * from 8 x 8; channel vectors for the dilated 8^3 and the 4^3 convs with
+     * 16 lanes and FMA (AVX-512), never elsewhere */
+    struct { int cin, dil, size, fma, nofma, fma16; } PICK[] = {
+        {16, 1, 32, CSAC__CONV_WINOGRAD, CSAC__CONV_WINOGRAD, CSAC__CONV_WINOGRAD},
+        {32, 1, 16, CSAC__CONV_WINOGRAD, CSAC__CONV_WINOGRAD, CSAC__CONV_WINOGRAD},
+        {64, 1, 8, CSAC__CONV_WINOGRAD, CSAC__CONV_WINOGRAD, CSAC__CONV_WINOGRAD},
+        {64, 2, 8, CSAC__CONV_DIRECT, CSAC__CONV_WINOGRAD, CSAC__CONV_CHANVEC},
+        {128, 1, 4, CSAC__CONV_DIRECT, CSAC__CONV_WINOGRAD, CSAC__CONV_CHANVEC},
+        {16, 3, 32, CSAC__CONV_DIRECT, CSAC__CONV_WINOGRAD, CSAC__CONV_DIRECT},
+    };
+    for (size_t i = 0; i < sizeof PICK / sizeof PICK[0]; i++) {
+        csac__conv c = {PICK[i].cin, PICK[i].cin, 3, PICK[i].dil, PICK[i].dil, {1, 1, 1}, NULL, NULL, CSAC__CONV_AUTO};
+        int want = !CSAC_SIMD_FMA ? PICK[i].nofma : CSAC_VLEN >= 16 ? PICK[i].fma16 : PICK[i].fma;
+        int got = csac__conv_algo(&c, (csac__shape){PICK[i].cin, PICK[i].size, PICK[i].size, PICK[i].size});
+        CHECK(got == want, "%d^3 conv, dilation %d, %d lanes, FMA %d: algorithm %d, expected %d", PICK[i].size, PICK[i].dil,
+              CSAC_VLEN, CSAC_SIMD_FMA, got, want);
+    }
     csac_pool_free(p1);
     csac_pool_free(p3);
     return test_summary("test_ops");
