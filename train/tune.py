@@ -11,7 +11,8 @@ lesion cell stand out of the average. What stays frozen is computed once per cas
 (the BN-folded network): stage3's output (64 @ 8^3), subB.pool1 (64 @ 8^3) and subA's output
 (32 @ 4^3); trained are stage4, subB.conv3/conv4, subC and the head (the ResNet: stage4 and its
 head). That is ~1 GFLOP a forward pass: an epoch of 600 volumes takes ~15 s on 2 cores.
-Adam, BCE, no augmentation (the frozen features are of the unflipped volume). Kept: the epoch
+Adam, BCE; --augment K adds K copies of each training case with the paper's augmentation (their
+frozen maps computed once, like the rest), of which each epoch sees one per case. Kept: the epoch
 with the lowest validation loss (the AUC saturates near 1 on the validation set and swings with
 the calibration), or the mean of the last --average epochs' weights when its validation loss is
 lower (the loss swings from epoch to epoch; the mean smooths that). Then Platt scaling on the
@@ -74,17 +75,24 @@ def unfold(folded):
     return m
 
 
-def frozen_features(core, arch, data_dir):
-    """The frozen maps of every case of a generated set (float16 to save memory), and the labels."""
+def frozen_features(core, arch, data_dir, augment=0, seed=0):
+    """The frozen maps of every case of a generated set (float16 to save memory), and the labels.
+    augment = K > 0: also the maps of K augmented copies of each case (train.augment: the paper's
+    scale, flips and rotation, drawn from seed), at rows i * (K + 1) + j, j = 0 the case itself."""
     with open(os.path.join(data_dir, "manifest.csv")) as fh:
         rows = [r for r in csv.DictReader(fh) if r["tensor"]]
-    out = {name: np.zeros((len(rows),) + shape, np.float16) for name, shape in FROZEN[arch]}
+    n = len(rows) * (augment + 1)
+    out = {name: np.zeros((n,) + shape, np.float16) for name, shape in FROZEN[arch]}
+    gen = torch.Generator().manual_seed(seed)
     for i, r in enumerate(rows):
-        core.forward(np.load(os.path.join(data_dir, r["tensor"])).astype(np.float32))
-        for name, shape in FROZEN[arch]:
-            y = core.layer_output(name)
-            assert y.shape == shape, (name, y.shape)
-            out[name][i] = y
+        x = np.load(os.path.join(data_dir, r["tensor"])).astype(np.float32)
+        for j in range(augment + 1):
+            xj = x if j == 0 else T.augment(torch.from_numpy(x)[None, None], gen)[0, 0].numpy()
+            core.forward(np.ascontiguousarray(xj))
+            for name, shape in FROZEN[arch]:
+                y = core.layer_output(name)
+                assert y.shape == shape, (name, y.shape)
+                out[name][i * (augment + 1) + j] = y
     return out, np.array([r["label"] for r in rows])
 
 
@@ -102,19 +110,22 @@ def tail(m, arch, f):
     return m.head(torch.cat([s4, f["subA"], b, c], 1).mean((2, 3, 4)))[:, 0]
 
 
-def cached_features(core, arch, weights, data_dir, cache):
-    """frozen_features, kept in cache/ (keyed by the weights' bytes and the set's manifest)."""
+def cached_features(core, arch, weights, data_dir, cache, augment=0, seed=0):
+    """frozen_features, kept in cache/ (keyed by the weights' bytes, the set's manifest and the
+    augmentation)."""
     if not cache:
-        return frozen_features(core, arch, data_dir)
+        return frozen_features(core, arch, data_dir, augment, seed)
     h = hashlib.sha256()
     for f in (weights, os.path.join(data_dir, "manifest.csv")):
         with open(f, "rb") as fh:
             h.update(fh.read())
+    if augment:
+        h.update(f"augment {augment} seed {seed}".encode())
     path = os.path.join(cache, f"{arch}_{h.hexdigest()[:16]}.npz")
     if os.path.exists(path):
         z = np.load(path)
         return {name: z[name] for name, _ in FROZEN[arch]}, z["labels"]
-    feats, labels = frozen_features(core, arch, data_dir)
+    feats, labels = frozen_features(core, arch, data_dir, augment, seed)
     os.makedirs(cache, exist_ok=True)
     np.savez(path, labels=labels, **feats)
     return feats, labels
@@ -177,6 +188,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", help="a folder that keeps the frozen maps between runs")
     ap.add_argument("--average", type=int, default=15, help="also try the mean weights of the last N epochs (0: no)")
+    ap.add_argument("--augment", type=int, default=0,
+                    help="K augmented copies of each training case (the paper's augmentation, maps computed once); "
+                         "each epoch sees one of the K + 1 versions of every case")
     a = ap.parse_args(argv)
     from evaluate import Core
     torch.set_num_threads(a.threads)
@@ -187,7 +201,7 @@ def main(argv=None):
     csac_export.save_safetensors(sd, core_path, metadata={"model": "csac_v1"})
     core = Core(core_path, n_threads=a.threads)
     t0 = time.time()
-    ftr, ltr = cached_features(core, a.arch, a.weights, a.train, a.cache)
+    ftr, ltr = cached_features(core, a.arch, a.weights, a.train, a.cache, a.augment, a.seed)
     fva, lva = cached_features(core, a.arch, a.weights, a.val, a.cache)
     core.close()
     os.remove(core_path)
@@ -218,7 +232,9 @@ def main(argv=None):
         perm, tot = rng.permutation(len(ytr)), 0.0
         for i in range(0, len(perm), a.batch):
             idx = np.sort(perm[i:i + a.batch])
-            loss = F.binary_cross_entropy_with_logits(tail(m, a.arch, batch(ftr, idx)), torch.from_numpy(ytr[idx]))
+            # which version of each case (no draw without --augment: the same stream as before)
+            rows = idx * (a.augment + 1) + (rng.integers(0, a.augment + 1, len(idx)) if a.augment else 0)
+            loss = F.binary_cross_entropy_with_logits(tail(m, a.arch, batch(ftr, rows)), torch.from_numpy(ytr[idx]))
             opt.zero_grad()
             loss.backward()
             opt.step()

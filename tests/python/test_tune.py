@@ -85,6 +85,31 @@ class Tune(unittest.TestCase):
         full = self.tail_vs_full("resnet", folded, crops.core_state_dict(back, "resnet"))
         self.assertAlmostEqual(full, a, delta=1e-4 * max(1.0, abs(a)))
 
+    def test_augmented_copies(self):
+        """--augment K: row i * (K + 1) is the case itself, the next K rows are the maps of
+        train.augment's volumes drawn from the seed (the same seed: the same copies)."""
+        from evaluate import Core
+        path = os.path.join(self.tmp.name, "aug.safetensors")
+        torch.manual_seed(0)
+        m = fold_bn(random_bn(train.make_model("resnet")))
+        export.save_safetensors(crops.core_state_dict(tune.unfold(m), "resnet"), path)
+        core = Core(path, n_threads=2)
+        plain, _ = tune.frozen_features(core, "resnet", self.tmp.name)
+        aug, labels = tune.frozen_features(core, "resnet", self.tmp.name, augment=2, seed=5)
+        again, _ = tune.frozen_features(core, "resnet", self.tmp.name, augment=2, seed=5)
+        gen = torch.Generator().manual_seed(5)
+        x1 = train.augment(self.x, gen)[0, 0].numpy()
+        core.forward(np.ascontiguousarray(x1))
+        want1 = core.layer_output("stage3").astype(np.float16)
+        core.close()
+        self.assertEqual(list(labels), ["covid"])
+        self.assertEqual(aug["stage3"].shape, (3, 64, 8, 8, 8))
+        np.testing.assert_array_equal(aug["stage3"][0], plain["stage3"][0])
+        np.testing.assert_array_equal(aug["stage3"][1], want1)
+        np.testing.assert_array_equal(aug["stage3"], again["stage3"])
+        self.assertFalse(np.array_equal(aug["stage3"][1], aug["stage3"][2]))
+        self.assertFalse(np.array_equal(aug["stage3"][0], aug["stage3"][1]))
+
 
 
 class Platt(unittest.TestCase):
