@@ -32,6 +32,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "simd.h"
@@ -167,22 +168,50 @@ typedef struct {
     const float *res;
     int relu;
     int cb;               /* output channels per unit: CO (direct) or CVC (channel-vector) */
-    atomic_long next;     /* the next unclaimed unit (output slice x channel block) */
+    int nth;
+    /* units (output slice x channel block) left in each thread's share:
+     * (first << 32) | end; see claim */
+    _Atomic uint64_t share[CSAC__MAX_THREADS];
 } conv_job;
 
-/* Units are claimed in chunks from a shared counter rather than split up
- * front: a thread that the host descheduled holds up only its chunk, not a
- * fixed half of the layer. Each unit is computed the same way whichever
- * thread takes it, so results stay bitwise identical; a thread's chunks come
- * in increasing order, so its gather ring only moves forward. */
+/* Each thread owns a contiguous share of the units and claims chunks from
+ * its front, so consecutive chunks continue its gather ring (taking chunks
+ * from one shared counter, two threads alternated and each restarted its
+ * ring, gathering and transforming up to twice the slices). A thread whose
+ * share is done takes chunks from the back of the others' shares: one that
+ * the host descheduled holds up only its current chunk, not its whole share.
+ * Each unit is computed the same way whichever thread takes it, so results
+ * stay bitwise identical; the kernels restart their rings when a chunk lies
+ * before the previous one. */
 enum { CHUNKS_PER_THREAD = 6 };
 
-static int claim(conv_job *j, long total, long chunk, long *lo, long *hi) {
-    long a = atomic_fetch_add_explicit(&j->next, chunk, memory_order_relaxed);
-    if (a >= total) return 0;
-    *lo = a;
-    *hi = a + chunk < total ? a + chunk : total;
-    return 1;
+static void shares_init(conv_job *j, long total, int nth) {
+    if (nth > CSAC__MAX_THREADS) nth = CSAC__MAX_THREADS; /* more threads share the fronts */
+    j->nth = nth;
+    for (int t = 0; t < nth; t++) {
+        uint64_t a = (uint64_t)(total * t / nth), b = (uint64_t)(total * (t + 1) / nth);
+        atomic_init(&j->share[t], a << 32 | b);
+    }
+}
+
+static int claim(conv_job *j, int ith, long chunk, long *lo, long *hi) {
+    for (int k = 0; k < j->nth; k++) {
+        int t = (ith + k) % j->nth, own = k == 0;
+        uint64_t v = atomic_load_explicit(&j->share[t], memory_order_relaxed);
+        for (;;) {
+            long a = (long)(v >> 32), b = (long)(v & 0xffffffffu), l, h;
+            if (a >= b) break;
+            if (own) l = a, h = a + chunk < b ? a + chunk : b; /* own share: from the front */
+            else h = b, l = b - chunk > a ? b - chunk : a;       /* another's: from the back */
+            uint64_t nv = own ? (uint64_t)h << 32 | (uint64_t)b : (uint64_t)a << 32 | (uint64_t)l;
+            if (atomic_compare_exchange_weak_explicit(&j->share[t], &v, nv, memory_order_relaxed, memory_order_relaxed)) {
+                *lo = l;
+                *hi = h;
+                return 1;
+            }
+        }
+    }
+    return 0;
 }
 
 static long chunk_units(long total, int nth) {
@@ -611,13 +640,15 @@ static inline __attribute__((always_inline)) void direct_units(conv_job *j, int 
     int span = cv->dil * (k - 1) + 1;
     long cs = (long)span * g->ps;
     float *gb = j->gather + (size_t)ith * j->gather_stride;
-    int zeroed = 0, dnext = 0;
-    while (claim(j, total, chunk, &lo, &hi)) {
+    int zeroed = 0, dnext = 0, od_prev = -1;
+    while (claim(j, ith, chunk, &lo, &hi)) {
         if (!zeroed) {
             zero_floats(gb, cv->cin * cs + CSAC__SLACK);
             zeroed = 1;
         }
         int od0 = (int)(lo / ncot);
+        if (od0 < od_prev) dnext = 0; /* a chunk taken from behind: restart the ring */
+        od_prev = (int)((hi - 1) / ncot);
         for (int od = od0; od <= (int)((hi - 1) / ncot); od++) {
             if (dnext < od * sd - cv->pad) dnext = od * sd - cv->pad; /* a gap (chunks, depth stride > span): skip unread slices */
             for (; dnext < j->ish.d && dnext < od * sd - cv->pad + span; dnext++)
@@ -973,11 +1004,14 @@ static void wino_task(void *arg, int ith, int nth) {
     float *vbuf = tmp + round16((size_t)g->ps + CSAC__SLACK);
     int *tab = (int *)(vbuf + round16((size_t)g->ntb * stb));
     int tabbed = 0, have_r = -1, qnext = 0;
-    while (claim(j, total, chunk, &lo, &hi)) {
+    long rank_prev = -1;
+    while (claim(j, ith, chunk, &lo, &hi)) {
         if (!tabbed) {
             wino_tiles(g, j->osh.h, j->osh.w, tab);
             tabbed = 1;
         }
+        if (lo / ncot < rank_prev) have_r = -1; /* a chunk taken from behind: restart the ring */
+        rank_prev = (hi - 1) / ncot;
         /* per output slice and tile block, every channel block of this thread's
          * units: the block's V stays in cache while U changes */
         for (long rank = lo / ncot; rank <= (hi - 1) / ncot; rank++) {
@@ -1042,7 +1076,7 @@ void csac__conv3d(csac_pool *pool, const csac__conv *cv, const float *in, csac__
     j.relu = relu;
     int algo = csac__conv_algo(cv, ish);
     j.cb = block_channels(algo);
-    atomic_init(&j.next, 0);
+    shares_init(&j, (long)j.osh.d * ((cv->cout + j.cb - 1) / j.cb), csac_pool_size(pool));
     if (algo == CSAC__CONV_WINOGRAD) {
         j.wg = wgeom(cv, ish);
         csac_pool_run(pool, wino_task, &j);

@@ -17,6 +17,7 @@ typedef struct csac__shape { int c, d, h, w; } csac__shape;
  * past its own gather buffer, whose tail it zeroes). */
 #define CSAC__SLACK 64
 #define CSAC__MAX_K 7 /* largest conv kernel the kernels take */
+#define CSAC__MAX_THREADS 256 /* pool sizes the kernels take (csac_init's limit) */
 
 /* How a conv is computed: direct (vectors along output rows), Winograd
  * F(2x2, 3x3) over (h, w) for k = 3, stride 1 (any dilation), or direct with
