@@ -19,9 +19,10 @@
  *   chosen where it measured faster (winograd_auto): 16 instead of 36
  *   multiplies per 2x2 outputs; without FMA (wasm) on every such conv of the
  *   network, with FMA at dilation 1 on planes from 8 x 8.
- * Threads claim (depth slice, channel block) units in chunks, in order, from
- * a shared counter (a descheduled thread delays one chunk, not half the
- * layer); each gathers (and transforms) the input slices under its units
+ * Threads claim (depth slice, channel block) units in chunks from the front
+ * of their own contiguous share, then from the back of the others' (a
+ * descheduled thread delays one chunk, not its share; see claim); each
+ * gathers (and transforms) the input slices under its units
  * into its own ring buffer as it reaches them, so one conv is one barrier
  * and the data stay in that core's cache. No reduction is split, and every
  * output's summation order is fixed: any thread count, and whichever thread
