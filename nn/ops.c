@@ -774,7 +774,7 @@ static size_t wino_per_thread(const csac__conv *cv, csac__shape in) {
  * dil) after another: the three input slices of od are then those of the
  * previous od of the rank order plus one (kd = 0, 1, 2 are dil apart), so a
  * ring of 3 transformed slices serves any dilation (2 * dil + 1 in depth
- * order: 5 MB of V per thread at dilation 3 on 32^3, out of cache). */
+ * order: 2.9 MB of V per thread at dilation 3 on 32^3, out of cache). */
 static int wino_od(int i, int od_n, int dil) {
     for (int p = 0; p < dil; p++) {
         int n = (od_n - p + dil - 1) / dil;
