@@ -152,7 +152,6 @@ double csac__conv_macs(const csac__conv *cv, csac__shape in, int dense) {
 /* Winograd geometry, see wino_task. */
 typedef struct {
     int dil, s;      /* dilation; phase factor s = 2 * dil                   */
-    int tiles;       /* 2x2 output tiles (on the dil x dil lattices) a slice */
     int hq, wq;      /* gathered phase plane                                 */
     long ps;         /* floats per gathered plane: s * s * hq * wq           */
     int ntv, ntb;    /* tile vectors per depth slice; blocks of NV of them   */
@@ -170,6 +169,7 @@ typedef struct {
     int relu;
     int cb;               /* output channels per unit: CO (direct) or CVC (channel-vector) */
     int nth;
+    long chunk;           /* units per claim */
     /* units (output slice x channel block) left in each thread's share:
      * (first << 32) | end; see claim */
     _Atomic uint64_t share[CSAC__MAX_THREADS];
@@ -187,6 +187,8 @@ typedef struct {
 enum { CHUNKS_PER_THREAD = 6 };
 
 static void shares_init(conv_job *j, long total, int nth) {
+    j->chunk = total / ((long)nth * CHUNKS_PER_THREAD);
+    if (j->chunk < 1) j->chunk = 1;
     if (nth > CSAC__MAX_THREADS) nth = CSAC__MAX_THREADS; /* more threads share the fronts */
     j->nth = nth;
     for (int t = 0; t < nth; t++) {
@@ -195,7 +197,8 @@ static void shares_init(conv_job *j, long total, int nth) {
     }
 }
 
-static int claim(conv_job *j, int ith, long chunk, long *lo, long *hi) {
+static int claim(conv_job *j, int ith, long *lo, long *hi) {
+    long chunk = j->chunk;
     for (int k = 0; k < j->nth; k++) {
         int t = (ith + k) % j->nth, own = k == 0;
         uint64_t v = atomic_load_explicit(&j->share[t], memory_order_relaxed);
@@ -213,11 +216,6 @@ static int claim(conv_job *j, int ith, long chunk, long *lo, long *hi) {
         }
     }
     return 0;
-}
-
-static long chunk_units(long total, int nth) {
-    long c = total / ((long)nth * CHUNKS_PER_THREAD);
-    return c > 0 ? c : 1;
 }
 
 /* clang turns these loops back into memset/memcpy calls, which cost wasm more
@@ -621,7 +619,7 @@ static inline __attribute__((always_inline)) void row_slice(const conv_job *j, c
  * row kernel) on each. Two task functions rather than a branch per unit:
  * the channel-vector call inside the row kernel's task, though never taken
  * there, made V8 run wasm's direct layers 15-30 % slower. */
-static inline __attribute__((always_inline)) void direct_units(conv_job *j, int ith, int nth, const int chan) {
+static inline __attribute__((always_inline)) void direct_units(conv_job *j, int ith, const int chan) {
     const csac__conv *cv = j->cv;
     const conv_geom *g = &j->g;
     int k = cv->k, kvol = k * k * k, ncot = (cv->cout + j->cb - 1) / j->cb;
@@ -633,7 +631,7 @@ static inline __attribute__((always_inline)) void direct_units(conv_job *j, int 
             int a = kh * cv->dil, b = kw * cv->dil;
             hw_off[kh * k + kw] = (long)((a % sh) * sw + b % sw) * g->hq * g->wq + (long)(a / sh) * g->wq + b / sw;
         }
-    long lo, hi, total = (long)j->osh.d * ncot, chunk = chunk_units(total, nth);
+    long lo, hi;
     /* Each thread gathers the input depths of its output slices into its own
      * ring of span slices [ci][depth % span], as the slices reach them: no
      * barrier between gather and conv, and the planes stay in this core's
@@ -642,7 +640,7 @@ static inline __attribute__((always_inline)) void direct_units(conv_job *j, int 
     long cs = (long)span * g->ps;
     float *gb = j->gather + (size_t)ith * j->gather_stride;
     int zeroed = 0, dnext = 0, od_prev = -1;
-    while (claim(j, ith, chunk, &lo, &hi)) {
+    while (claim(j, ith, &lo, &hi)) {
         if (!zeroed) {
             zero_floats(gb, cv->cin * cs + CSAC__SLACK);
             zeroed = 1;
@@ -674,9 +672,9 @@ static inline __attribute__((always_inline)) void direct_units(conv_job *j, int 
     }
 }
 
-static void conv_task(void *arg, int ith, int nth) { direct_units(arg, ith, nth, 0); }
+static void conv_task(void *arg, int ith, int nth) { (void)nth; direct_units(arg, ith, 0); }
 
-static void chan_task(void *arg, int ith, int nth) { direct_units(arg, ith, nth, 1); }
+static void chan_task(void *arg, int ith, int nth) { (void)nth; direct_units(arg, ith, 1); }
 
 /* ---- Winograd F(2x2, 3x3) over (h, w), for k = 3 and stride 1 ----
  *
@@ -710,11 +708,10 @@ static wino_geom wgeom(const csac__conv *cv, csac__shape in) {
         rows += wino_ti(o.h, a, g.dil);
         cols += wino_ti(o.w, a, g.dil);
     }
-    g.tiles = rows * cols;
     g.hq = wino_ti(o.h, 0, g.dil) + 1;
     g.wq = wino_ti(o.w, 0, g.dil) + 1;
     g.ps = (long)g.s * g.s * g.hq * g.wq;
-    g.ntv = (g.tiles + CSAC_VLEN - 1) / CSAC_VLEN;
+    g.ntv = (rows * cols + CSAC_VLEN - 1) / CSAC_VLEN; /* 2x2 tiles on the dil x dil lattices */
     g.ntb = (g.ntv + NV - 1) / NV;
     return g;
 }
@@ -991,11 +988,12 @@ static inline __attribute__((always_inline)) void wino_block(const conv_job *j, 
 }
 
 static void wino_task(void *arg, int ith, int nth) {
+    (void)nth; /* the shares were sized for the pool in csac__conv3d */
     conv_job *j = arg;
     const csac__conv *cv = j->cv;
     const wino_geom *g = &j->wg;
     int cin = cv->cin, dil = cv->dil, ncot = (cv->cout + CO - 1) / CO;
-    long lo, hi, total = (long)j->osh.d * ncot, chunk = chunk_units(total, nth);
+    long lo, hi;
     /* V[tile block][slot][xi][ci][NV vectors]: the three input depths of the
      * current output slice, each gathered (a plane at a time) and transformed
      * once, when the slices reach it; small enough to stay in this core's
@@ -1006,7 +1004,7 @@ static void wino_task(void *arg, int ith, int nth) {
     int *tab = (int *)(vbuf + round16((size_t)g->ntb * stb));
     int tabbed = 0, have_r = -1, qnext = 0;
     long rank_prev = -1;
-    while (claim(j, ith, chunk, &lo, &hi)) {
+    while (claim(j, ith, &lo, &hi)) {
         if (!tabbed) {
             wino_tiles(g, j->osh.h, j->osh.w, tab);
             tabbed = 1;
