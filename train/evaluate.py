@@ -157,7 +157,8 @@ def feature_matrix(rows):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--test", required=True, help="generated test set (manifest.csv, tensors/, features.csv)")
-    ap.add_argument("--train-features", required=True, help="features.csv of the training set (SVM/RF fit)")
+    ap.add_argument("--train-features", required=True, nargs="+",
+                    help="features.csv of the training set(s) (SVM/RF fit)")
     ap.add_argument("--weights", default=os.path.join(HERE, "..", "weights", "csac_v1.safetensors"))
     ap.add_argument("--resnet", help="state_dict of the plain 3D ResNet baseline (train.py --arch resnet)")
     ap.add_argument("--out", required=True)
@@ -201,7 +202,7 @@ def main(argv=None):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
-    ftr = load_features(a.train_features)
+    ftr = [r for f in a.train_features for r in load_features(f)]
     fte = load_features(os.path.join(a.test, "features.csv"))  # one row per case, manifest order
     assert [r["label"] for r in fte] == [r["label"] for r in rows], "features.csv and manifest.csv disagree"
 

@@ -1,6 +1,6 @@
 """tune.py - stage 3 of the CPU recipe: fine-tune the deep layers on whole volumes.
 
-    /usr/bin/python3 train/tune.py --weights csac_head.safetensors --train DIR --val DIR --out csac.safetensors
+    /usr/bin/python3 train/tune.py --weights csac_head.safetensors --train DIR [DIR ...] --val DIR --out csac.safetensors
     /usr/bin/python3 train/tune.py --arch resnet --weights resnet_head_f16.pt --train DIR --val DIR --out resnet_f16.pt
 
 Why: after train/crops.py the trunk finds lesions, but the head only re-weights the pooled
@@ -177,7 +177,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", choices=["csac", "resnet"], default="csac")
     ap.add_argument("--weights", required=True, help="crops.py head output: .safetensors (csac) or .pt (resnet)")
-    ap.add_argument("--train", required=True)
+    ap.add_argument("--train", required=True, nargs="+", help="one or more generated sets")
     ap.add_argument("--val", required=True, help="a generated set with another seed (selects the epoch)")
     ap.add_argument("--out", required=True, help="CSAC-Net: .safetensors (F16); ResNet: a state_dict .pt (F16)")
     ap.add_argument("--epochs", type=int, default=25)
@@ -201,7 +201,9 @@ def main(argv=None):
     csac_export.save_safetensors(sd, core_path, metadata={"model": "csac_v1"})
     core = Core(core_path, n_threads=a.threads)
     t0 = time.time()
-    ftr, ltr = cached_features(core, a.arch, a.weights, a.train, a.cache, a.augment, a.seed)
+    parts = [cached_features(core, a.arch, a.weights, d, a.cache, a.augment, a.seed) for d in a.train]
+    ftr = {k: np.concatenate([f[k] for f, _ in parts]) for k in parts[0][0]}
+    ltr = np.concatenate([lab for _, lab in parts])
     fva, lva = cached_features(core, a.arch, a.weights, a.val, a.cache)
     core.close()
     os.remove(core_path)

@@ -110,6 +110,34 @@ class Tune(unittest.TestCase):
         self.assertFalse(np.array_equal(aug["stage3"][1], aug["stage3"][2]))
         self.assertFalse(np.array_equal(aug["stage3"][0], aug["stage3"][1]))
 
+    def test_main_takes_several_training_sets(self):
+        """--train A B: the run takes the cases of both sets (one each here, with augmented copies),
+        trains, and writes a ResNet state_dict that loads."""
+        import contextlib
+        import io
+        import json
+        root = self.tmp.name
+        y = np.random.default_rng(2).random((64, 128, 128), dtype=np.float32)
+        for d, rows in (("b", [("c1", "normal")]), ("v", [("c0", "covid"), ("c1", "normal")])):
+            os.makedirs(os.path.join(root, d, "tensors"), exist_ok=True)
+            with open(os.path.join(root, d, "manifest.csv"), "w") as f:
+                f.write("file,label,tensor\n" + "".join(f"{c}.nii,{lab},tensors/{c}.npy\n" for c, lab in rows))
+            for c, _ in rows:
+                np.save(os.path.join(root, d, "tensors", c + ".npy"), self.x[0, 0].numpy() if c == "c0" else y)
+        torch.manual_seed(0)
+        w = os.path.join(root, "r_head.pt")
+        torch.save({k: v.half() for k, v in random_bn(train.make_model("resnet")).state_dict().items()}, w)
+        out = os.path.join(root, "r_tuned.pt")
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            tune.main(["--arch", "resnet", "--weights", w, "--train", root, os.path.join(root, "b"),
+                       "--val", os.path.join(root, "v"), "--out", out, "--epochs", "1", "--average", "0",
+                       "--augment", "1", "--threads", "2"])
+        first = json.loads(buf.getvalue().splitlines()[0])
+        self.assertEqual((first["train"], first["val"]), (2, 2))
+        back = train.make_model("resnet")
+        back.load_state_dict({k: v.float() for k, v in torch.load(out).items()})
+
 
 
 class Platt(unittest.TestCase):
