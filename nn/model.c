@@ -591,7 +591,11 @@ int csac_forward(csac_ctx *ctx, csac_result *res) {
 #ifdef CSAC_PROFILE
         tl = csac__now_ms() - tl;
         double gf = LAYERS[i].op == OP_CONV ? csac__conv_macs(&m->l[i].conv, m->l[i].in, 1) * 2e-9 : 0;
-        fprintf(stderr, "%-16s %7.2f ms %6.1f GFLOP/s\n", LAYERS[i].name, tl, gf / (tl * 1e-3));
+        double busy[CSAC__MAX_THREADS];
+        csac_pool_take_busy(ctx->pool, busy);
+        fprintf(stderr, "%-16s %7.2f ms %6.1f GFLOP/s busy", LAYERS[i].name, tl, gf / (tl * 1e-3));
+        for (int t = 0; t < csac_pool_size(ctx->pool); t++) fprintf(stderr, " %.2f", busy[t]);
+        fprintf(stderr, "\n");
 #endif
     }
     float logit = forward_head(m);

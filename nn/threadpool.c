@@ -1,6 +1,17 @@
 #include "threadpool.h"
 
 #include <stdlib.h>
+#ifdef CSAC_PROFILE /* dev builds: each thread's time inside fn */
+#include <time.h>
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+#define TIMED(pool, ith, call) do { double t_ = now_ms(); call; if (pool) (pool)->busy[ith] += now_ms() - t_; } while (0)
+#else
+#define TIMED(pool, ith, call) call
+#endif
 
 /* The single-threaded wasm build has no pthreads: it gets the serial path. */
 #if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
@@ -27,6 +38,9 @@
 
 struct csac_pool {
     int n;
+#ifdef CSAC_PROFILE
+    double *busy; /* per thread, ms inside fn */
+#endif
 #ifndef CSAC_NO_THREADS
     pthread_t *threads;
     pthread_mutex_t mu;
@@ -58,7 +72,7 @@ static void *worker(void *p) {
         }
         if (atomic_load(&pool->quit)) break;
         seen = atomic_load_explicit(&pool->generation, memory_order_acquire);
-        pool->fn(pool->arg, wa.ith, pool->n);
+        TIMED(pool, wa.ith, pool->fn(pool->arg, wa.ith, pool->n));
         if (atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&pool->mu); /* the caller may be asleep on done */
             pthread_cond_signal(&pool->done);
@@ -72,6 +86,10 @@ static void *worker(void *p) {
 csac_pool *csac_pool_new(int n) {
     csac_pool *pool = calloc(1, sizeof *pool);
     if (!pool) return NULL;
+#ifdef CSAC_PROFILE
+    pool->busy = calloc((size_t)(n < 1 ? 1 : n), sizeof *pool->busy);
+    if (!pool->busy) { free(pool); return NULL; }
+#endif
 #ifdef CSAC_NO_THREADS
     (void)n;
     pool->n = 1;
@@ -113,13 +131,22 @@ void csac_pool_free(csac_pool *pool) {
         free(pool->threads);
     }
 #endif
+#ifdef CSAC_PROFILE
+    free(pool->busy);
+#endif
     free(pool);
 }
+
+#ifdef CSAC_PROFILE
+void csac_pool_take_busy(csac_pool *pool, double *busy) {
+    for (int i = 0; i < pool->n; i++) { busy[i] = pool->busy[i]; pool->busy[i] = 0; }
+}
+#endif
 
 int csac_pool_size(const csac_pool *pool) { return pool ? pool->n : 1; }
 
 void csac_pool_run(csac_pool *pool, csac_task_fn fn, void *arg) {
-    if (!pool || pool->n == 1) { fn(arg, 0, 1); return; }
+    if (!pool || pool->n == 1) { TIMED(pool, 0, fn(arg, 0, 1)); return; }
 #ifndef CSAC_NO_THREADS
     pthread_mutex_lock(&pool->mu);
     pool->fn = fn;
@@ -128,7 +155,7 @@ void csac_pool_run(csac_pool *pool, csac_task_fn fn, void *arg) {
     atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
     pthread_cond_broadcast(&pool->start);
     pthread_mutex_unlock(&pool->mu);
-    fn(arg, 0, pool->n);
+    TIMED(pool, 0, fn(arg, 0, pool->n));
     for (int i = 0; i < CSAC_SPIN && atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; i++) CSAC_RELAX();
     if (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) {
         pthread_mutex_lock(&pool->mu);

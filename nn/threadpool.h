@@ -18,6 +18,12 @@ void csac_pool_free(csac_pool *pool);
 int csac_pool_size(const csac_pool *pool);
 void csac_pool_run(csac_pool *pool, csac_task_fn fn, void *arg);
 
+#ifdef CSAC_PROFILE
+/* Dev builds: ms each thread spent inside fn since the last call, written to
+ * busy[0..n-1] and reset (where the time goes when threads scale badly). */
+void csac_pool_take_busy(csac_pool *pool, double *busy);
+#endif
+
 /* Contiguous share [*lo, *hi) of n items for thread ith of nth. */
 static inline void csac_split(long n, int ith, int nth, long *lo, long *hi) {
     long q = n / nth, r = n % nth;
