@@ -25,9 +25,10 @@ from scipy import ndimage
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from evaluate import Core, delong, metrics  # noqa: E402
+from csac import GRID_DXY_MM, GRID_DZ_MM  # noqa: E402
 from heatmap_study import lung_on_grid  # noqa: E402
 
-VOXEL_ML = 5.0 * 2.8 * 2.8 / 1000  # docs/preprocessing.md: 5 mm slices, 2.8 mm pixels
+VOXEL_ML = GRID_DZ_MM * GRID_DXY_MM * GRID_DXY_MM / 1000
 
 
 def zoom_to(x, ref_ml, lo=0.8, hi=1.25):
