@@ -28,6 +28,7 @@ static void print_info(const char *path, const csac_volume *vol) {
     printf("  HU range     %g .. %g (mean %.1f)\n", in.hu_min, in.hu_max, in.hu_mean);
     printf("  grid centre  %.1f %.1f %.1f mm (RAS+; %s)\n", vol->centre_world[0], vol->centre_world[1], vol->centre_world[2],
            vol->lungs_found ? "lungs" : "no lungs found");
+    if (vol->lungs_found) printf("  lungs        %.0f mL (grid zoom %.3f)\n", in.lung_ml, in.grid_zoom);
     for (int i = 0; i < csac_volume_n_warnings(vol); i++) printf("  warning      %s\n", csac_volume_warning(vol, i));
 }
 

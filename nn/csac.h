@@ -42,7 +42,15 @@ extern "C" {
 #define CSAC_GRID_H 128           /* rows   (anterior -> posterior)           */
 #define CSAC_GRID_W 128           /* cols   (patient right -> patient left)   */
 #define CSAC_GRID_DZ_MM 5.0       /* slice spacing                             */
-#define CSAC_GRID_DXY_MM 2.8      /* in-plane spacing                          */
+#define CSAC_GRID_DXY_MM 2.8      /* in-plane spacing at zoom 1                */
+/* Patient-size normalisation (the measured change to DESIGN.md's grid v1,
+ * docs/preprocessing.md "Patient size"): the grid spacing is
+ * divided by zoom = clip((REF / lung mL)^(1/3), MIN, MAX), so that lungs of
+ * any size fill the grid about as the training median does. REF is the median
+ * of this lung measure on the stage-3 training set (docs/preprocessing.md). */
+#define CSAC_GRID_REF_LUNG_ML 4200.0
+#define CSAC_GRID_ZOOM_MIN 0.8
+#define CSAC_GRID_ZOOM_MAX 1.25
 #define CSAC_HU_LO (-1000.0f)     /* window: x = (clip(HU,LO,HI) - LO)/(HI-LO) */
 #define CSAC_HU_HI 400.0f
 #define CSAC_HU_PAD (-1000.0f)    /* value outside the scan                    */
@@ -120,6 +128,8 @@ typedef struct csac_volume_info {
     double vox2world[4][4];     /* the affine in use (RAS+ mm): sform, else qform, else pixdim */
     const char *affine_source;  /* "sform", "qform" or "pixdim"                   */
     float hu_min, hu_max, hu_mean;
+    double lung_ml;             /* aerated lungs, holes filled per slice; 0: none found */
+    double grid_zoom;           /* model-grid zoom from lung_ml (1 when none found) */
 } csac_volume_info;
 
 int csac_volume_read_file(csac_ctx *ctx, const char *path, csac_volume **out);

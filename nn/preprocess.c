@@ -13,6 +13,9 @@
  *      lungs' bounding box over the slices where they are at least a tenth of
  *      their largest cross-section (drops the trachea). No lungs: centroid of
  *      the body (everything not connected to the outside air).
+ *   3. patient size: the lungs' volume with holes filled per slice (vessels,
+ *      dense lesions inside them) sets the grid zoom, so that small and large
+ *      lungs fill the grid alike (csac.h CSAC_GRID_REF_LUNG_ML).
  * csac_preprocess then samples the decimated volume trilinearly at every
  * model-grid voxel through world coordinates (any orientation, LPS/RAS or
  * oblique, in one step), pads with -1000 HU and applies the HU window.
@@ -185,6 +188,57 @@ static size_t flood3d(uint8_t *m, const dgeom *g, int c, uint32_t seed, uint8_t 
     return qt;
 }
 
+/* Voxels of the lungs with their holes (vessels, dense lesions) filled, per
+ * slice along c: a slice's voxels minus those reached from its border
+ * without crossing M_LUNG. Visited voxels get bit 0x80, cleared after.
+ * Slices are independent: threads take runs of them, each with its own
+ * queue; per-slice counts are summed in slice order by the caller. */
+typedef struct {
+    uint8_t *m;
+    const dgeom *g;
+    int c;
+    uint32_t *queues;
+    size_t *count; /* per slice */
+} fill_job;
+
+static void fill_task(void *arg, int ith, int nth) {
+    const fill_job *J = arg;
+    uint8_t *m = J->m;
+    const dgeom *g = J->g;
+    int c = J->c, a = c == 0 ? 1 : 0, b = c == 2 ? 1 : 2;
+    int64_t na = g->n[a], nb = g->n[b];
+    uint32_t *queue = J->queues + (size_t)ith * (size_t)(na * nb);
+    long lo, hi;
+    csac_split((long)g->n[c], ith, nth, &lo, &hi);
+#define AT(q) (base + (size_t)((q) / nb) * g->st[a] + (size_t)((q) % nb) * g->st[b])
+    for (int64_t s = lo; s < hi; s++) {
+        size_t base = (size_t)s * g->st[c], qh = 0, qt = 0, lung = 0;
+        for (int64_t u = 0; u < na; u++)
+            for (int64_t w = 0; w < nb; w++) {
+                size_t x = base + (size_t)u * g->st[a] + (size_t)w * g->st[b];
+                lung += m[x] == M_LUNG;
+                if ((u == 0 || u == na - 1 || w == 0 || w == nb - 1) && m[x] != M_LUNG && !(m[x] & 0x80)) {
+                    m[x] |= 0x80;
+                    queue[qt++] = (uint32_t)(u * nb + w);
+                }
+            }
+        if (lung)
+            while (qh < qt) {
+                uint32_t q = queue[qh++];
+                int64_t u = q / nb, w = q % nb;
+                int64_t nu[4] = {u - 1, u + 1, u, u}, nw[4] = {w, w, w - 1, w + 1};
+                for (int e = 0; e < 4; e++) {
+                    if (nu[e] < 0 || nu[e] >= na || nw[e] < 0 || nw[e] >= nb) continue;
+                    size_t x = base + (size_t)nu[e] * g->st[a] + (size_t)nw[e] * g->st[b];
+                    if (m[x] != M_LUNG && !(m[x] & 0x80)) { m[x] |= 0x80; queue[qt++] = (uint32_t)(nu[e] * nb + nw[e]); }
+                }
+            }
+        J->count[s] = lung ? (size_t)(na * nb) - qt : 0;
+        for (size_t q = 0; q < qt; q++) m[AT(queue[q])] &= 0x7f;
+    }
+#undef AT
+}
+
 static void dec_world(const csac_volume *vol, double i, double j, double k, double w[3]) {
     const double(*A)[4] = vol->dec2world;
     for (int r = 0; r < 3; r++) w[r] = A[r][0] * i + A[r][1] * j + A[r][2] * k + A[r][3];
@@ -238,6 +292,8 @@ static int find_centre(csac_ctx *ctx, csac_volume *vol) {
         return csac__fail(ctx, CSAC_E_NOMEM, "out of memory analysing the volume");
     }
     vol->lungs_found = 0;
+    vol->info.lung_ml = 0;
+    vol->info.grid_zoom = 1;
     if ((double)largest * vox_ml >= LUNG_MIN_ML) {
         size_t keep = (size_t)ceil(LUNG_MIN_COMPONENT_FRAC * (double)largest);
         for (size_t q = 0; q < nseeds; q++)
@@ -269,6 +325,22 @@ static int find_centre(csac_ctx *ctx, csac_volume *vol) {
         free(area);
         for (int r = 0; r < 3; r++) vol->centre_world[r] = 0.5 * (lo[r] + hi[r]);
         vol->lungs_found = 1;
+        size_t *count = calloc((size_t)g.n[c], sizeof(size_t)), filled = 0;
+        if (!count) {
+            free(seeds); free(sizes); free(m); free(queue);
+            return csac__fail(ctx, CSAC_E_NOMEM, "out of memory analysing the volume");
+        }
+        fill_job fj = {m, &g, c, queue, count};
+        csac_pool_run(ctx->pool, fill_task, &fj);
+        for (int64_t s = 0; s < g.n[c]; s++) filled += count[s];
+        free(count);
+        double ml = (double)filled * vox_ml;
+        double z = cbrt(CSAC_GRID_REF_LUNG_ML / ml);
+        vol->info.lung_ml = ml;
+        vol->info.grid_zoom = z < CSAC_GRID_ZOOM_MIN ? CSAC_GRID_ZOOM_MIN : z > CSAC_GRID_ZOOM_MAX ? CSAC_GRID_ZOOM_MAX : z;
+        if (z != vol->info.grid_zoom)
+            csac__volume_warn(vol, "lungs of %.0f mL are %s than the model was trained on: the grid is zoomed by %.2f, not %.2f",
+                              ml, z > 1 ? "smaller" : "larger", vol->info.grid_zoom, z);
     } else {
         double sum[3] = {0, 0, 0};
         size_t cnt = 0;
@@ -397,10 +469,11 @@ int csac_preprocess(csac_ctx *ctx, const csac_volume *vol, float *out, csac_grid
      * (y decreasing), d: inferior -> superior (z increasing); the grid's
      * middle sits on the centre found at read time. */
     const double *c = vol->centre_world;
+    const double dxy = CSAC_GRID_DXY_MM / vol->info.grid_zoom, dz = CSAC_GRID_DZ_MM / vol->info.grid_zoom;
     double g2w[4][4] = {
-        {-CSAC_GRID_DXY_MM, 0, 0, c[0] + CSAC_GRID_DXY_MM * 0.5 * (CSAC_GRID_W - 1)},
-        {0, -CSAC_GRID_DXY_MM, 0, c[1] + CSAC_GRID_DXY_MM * 0.5 * (CSAC_GRID_H - 1)},
-        {0, 0, CSAC_GRID_DZ_MM, c[2] - CSAC_GRID_DZ_MM * 0.5 * (CSAC_GRID_D - 1)},
+        {-dxy, 0, 0, c[0] + dxy * 0.5 * (CSAC_GRID_W - 1)},
+        {0, -dxy, 0, c[1] + dxy * 0.5 * (CSAC_GRID_H - 1)},
+        {0, 0, dz, c[2] - dz * 0.5 * (CSAC_GRID_D - 1)},
         {0, 0, 0, 1}};
     sample_job S = {.vol = vol, .out = out};
     csac__mat44_mul(vol->world2dec, g2w, S.g2d);

@@ -37,7 +37,8 @@ class _Info(C.Structure):
                 ("scl_slope", C.c_double), ("scl_inter", C.c_double),
                 ("qform_code", C.c_int), ("sform_code", C.c_int), ("orientation", C.c_char * 4),
                 ("vox2world", (C.c_double * 4) * 4), ("affine_source", C.c_char_p),
-                ("hu_min", C.c_float), ("hu_max", C.c_float), ("hu_mean", C.c_float)]
+                ("hu_min", C.c_float), ("hu_max", C.c_float), ("hu_mean", C.c_float),
+                ("lung_ml", C.c_double), ("grid_zoom", C.c_double)]
 
 
 class _Grid(C.Structure):
@@ -108,6 +109,7 @@ class Csac:
             "sform_code": i.sform_code, "orientation": i.orientation.decode(),
             "vox2world": _mat(i.vox2world), "affine_source": i.affine_source.decode(),
             "hu_min": i.hu_min, "hu_max": i.hu_max, "hu_mean": i.hu_mean,
+            "lung_ml": i.lung_ml, "grid_zoom": i.grid_zoom,
             "warnings": [self.lib.csac_volume_warning(vol, k).decode()
                          for k in range(self.lib.csac_volume_n_warnings(vol))],
         }

@@ -75,11 +75,6 @@ def unfold(folded):
     return m
 
 
-# A function applied to each model-grid tensor before its maps are computed (train/size_probe.py's
-# experiment; None for the shipped recipe). Maps computed with it are not cached.
-INPUT_TRANSFORM = None
-
-
 def frozen_features(core, arch, data_dir, augment=0, seed=0):
     """The frozen maps of every case of a generated set (float16 to save memory), and the labels.
     augment = K > 0: also the maps of K augmented copies of each case (train.augment: the paper's
@@ -91,8 +86,6 @@ def frozen_features(core, arch, data_dir, augment=0, seed=0):
     gen = torch.Generator().manual_seed(seed)
     for i, r in enumerate(rows):
         x = np.load(os.path.join(data_dir, r["tensor"])).astype(np.float32)
-        if INPUT_TRANSFORM is not None:
-            x = INPUT_TRANSFORM(x)
         for j in range(augment + 1):
             xj = x if j == 0 else T.augment(torch.from_numpy(x)[None, None], gen)[0, 0].numpy()
             core.forward(np.ascontiguousarray(xj))
@@ -120,7 +113,7 @@ def tail(m, arch, f):
 def cached_features(core, arch, weights, data_dir, cache, augment=0, seed=0):
     """frozen_features, kept in cache/ (keyed by the weights' bytes, the set's manifest and the
     augmentation)."""
-    if not cache or INPUT_TRANSFORM is not None:
+    if not cache:
         return frozen_features(core, arch, data_dir, augment, seed)
     h = hashlib.sha256()
     for f in (weights, os.path.join(data_dir, "manifest.csv")):

@@ -75,6 +75,7 @@ EMSCRIPTEN_KEEPALIVE int csac_wasm_volume_json(const csac_volume *vol, char *b, 
         for (int c = 0; c < 4; c++)
             n += snprintf(b + n, ROOM, "%.9g%s", in.vox2world[r][c], r == 3 && c == 3 ? "]," : ",");
     n += snprintf(b + n, ROOM, "\"hu_min\":%.6g,\"hu_max\":%.6g,\"hu_mean\":%.6g,", in.hu_min, in.hu_max, in.hu_mean);
+    n += snprintf(b + n, ROOM, "\"lung_ml\":%.1f,\"grid_zoom\":%.6g,", in.lung_ml, in.grid_zoom);
     n += snprintf(b + n, ROOM, "\"read_ms\":{\"inflate\":%.3f,\"gunzip\":%.3f,\"analyse\":%.3f,\"inflate_parts\":%d},\"warnings\":[",
                   vol->ms_inflate, vol->ms_gunzip, vol->ms_analyse, vol->inflate_parts);
     int nw = csac_volume_n_warnings(vol);

@@ -217,6 +217,10 @@ function showResult(r) {
     renderTimings(S.timings);
     document.body.dataset.result = r.probability == null ? 'no-model' : 'ok';
   });
+  const v = S.volumeInfo;
+  $('lungs').textContent = !v || v.lung_ml == null ? ''
+    : v.lung_ml > 0 ? `Lungs found: ${(v.lung_ml / 1000).toFixed(1)} L of aerated lung; the model grid is scaled ×${v.grid_zoom.toFixed(2)} so that they fill it as the training median lungs do.`
+      : 'No lungs found: the model grid is centred on the body and not scaled.';
   const ul = $('warnings');
   ul.replaceChildren(...(r.warnings || []).map((w) => { const li = document.createElement('li'); li.textContent = w; return li; }));
   if (r.memoryBytes) $('memory').textContent = memoryText(r.memoryBytes);
@@ -551,7 +555,8 @@ export async function report() {
     warnings: r.warnings || [],
     heatmap: r.heatmap ? { map: heatmapKind(r.heatmapMap), most_suspicious_slice: mostSuspicious() }
       : { unavailable: r.heatmapError || 'not computed' },
-    volume: S.volumeInfo && { dim: S.volumeInfo.dim, spacing: S.volumeInfo.spacing, orientation: S.volumeInfo.orientation },
+    volume: S.volumeInfo && { dim: S.volumeInfo.dim, spacing: S.volumeInfo.spacing, orientation: S.volumeInfo.orientation,
+      lung_ml: S.volumeInfo.lung_ml, grid_zoom: S.volumeInfo.grid_zoom },
     created: new Date().toISOString(),
     notice: 'research software, not for diagnosis',
   };

@@ -54,6 +54,14 @@ for (const isolation of [true, false]) {
         assert.ok(Math.abs(r.probability - np) <= 1e-5, `browser ${r.probability} vs native ${np}`);
         assert.match(await page.textContent('#prob'), /^\d+(\.\d)? %$/);
         assert.match(await page.textContent('#decision'), /^(Positive|Negative) at threshold/);
+        // the patient-size zoom: the card and the report show the C core's lung volume and zoom
+        const info = spawnSync(join(REPO, 'build', 'native', 'csac'), ['info', SCAN], { encoding: 'utf8', cwd: REPO });
+        const m = /lungs +(\d+) mL \(grid zoom ([\d.]+)\)/.exec(info.stdout);
+        assert.ok(m, `native info names the lungs: ${info.stdout}`);
+        const rep = await page.evaluate(() => window.csacApp.report());
+        assert.ok(Math.abs(rep.volume.lung_ml - Number(m[1])) <= 0.5 && Math.abs(rep.volume.grid_zoom - Number(m[2])) <= 5e-4,
+          `report ${rep.volume.lung_ml} mL x${rep.volume.grid_zoom} vs native ${m[1]} mL x${m[2]}`);
+        assert.match(await page.textContent('#lungs'), new RegExp(`^Lungs found: ${(rep.volume.lung_ml / 1000).toFixed(1)} L .* scaled ×${rep.volume.grid_zoom.toFixed(2)} `));
       });
       await t.test('heatmap overlay with non-empty pixels', {
         skip: (!claims.model && 'waiting for the engine: no weights') || (!claims.heatmap && 'waiting for the engine: _csac_heatmap/_csac_heatmap_resample not exported'),

@@ -112,6 +112,15 @@ export const OOD = {
     phrase: 'covers only 100 mm',
     make: () => editScan((b) => { b.writeInt16LE(20, 46); return b.subarray(0, 352 + 256 * 256 * 20 * 2); }),
   },
+  // every spacing (pixdim and sform) x 0.65: a patient with lungs of ~1.5 L, below the
+  // zoom's range (the grid zooms by 1.25 only; also under 200 mm of z).
+  small: {
+    phrase: 'are smaller than the model was trained on',
+    make: () => editScan((b) => {
+      for (let i = 0; i < 3; i++) b.writeFloatLE(b.readFloatLE(80 + 4 * i) * 0.65, 80 + 4 * i);
+      for (let i = 0; i < 12; i++) b.writeFloatLE(b.readFloatLE(280 + 4 * i) * 0.65, 280 + 4 * i);
+    }),
+  },
   // a water cylinder in air: a body, but no enclosed air (no lungs).
   nolungs: {
     phrase: 'no lungs found',

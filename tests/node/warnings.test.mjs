@@ -1,6 +1,7 @@
 // Proves: out-of-distribution scans are screened and the warning travels with
 // the result, never silently: very thick slices (10 mm), MR-like intensities
-// (nothing below 0), too little z coverage (100 mm) and no lungs found each
+// (nothing below 0), too little z coverage (100 mm), lungs too small for the
+// grid's zoom and no lungs found each
 // put their warning in the JSON line of the native CLI (build/native/csac) and
 // of the wasm CLI (wasm/csac-cli.mjs), the same words in both, next to a
 // probability; a normal real scan gets none. Also in the native --csv output.
