@@ -113,21 +113,54 @@ typedef struct {
     size_t st[3];   /* strides        */
 } dgeom;
 
-/* Per slice along axis c, flood the air from the slice border: M_OUTSIDE.
- * Remaining air is M_ENCLOSED. Slices are independent: threads take
- * contiguous runs of them, each with its own queue (na*nb entries). */
+/* Slices along axis c are independent: threads take contiguous runs of them,
+ * each with its own queue (na*nb entries). */
 typedef struct {
     const float *v;
     uint8_t *m;
     const dgeom *g;
     int c;
     uint32_t *queues;
-} outside_job;
+    size_t *count; /* fill_lungs: filled lung voxels per slice */
+} slice_job;
 
-static void mark_outside_air(void *arg, int ith, int nth) {
-    const outside_job *J = arg;
+/* 4-connected flood of slice s from its border. fill = 0: over air not yet
+ * marked, which becomes M_OUTSIDE; fill = 1: over everything but M_LUNG,
+ * marked with bit 0x80. Returns the voxels reached; queue holds them. */
+static size_t flood_slice(const slice_job *J, int64_t s, uint32_t *queue, int fill) {
     const float *v = J->v;
     uint8_t *m = J->m;
+    const dgeom *g = J->g;
+    int c = J->c, a = c == 0 ? 1 : 0, b = c == 2 ? 1 : 2;
+    int64_t na = g->n[a], nb = g->n[b];
+    size_t base = (size_t)s * g->st[c], qh = 0, qt = 0;
+#define OPEN(x) (fill ? m[x] != M_LUNG && !(m[x] & 0x80) : v[x] < AIR_HU && m[x] == M_NONE)
+#define MARK(x) (m[x] = fill ? (uint8_t)(m[x] | 0x80) : (uint8_t)M_OUTSIDE)
+    for (int64_t u = 0; u < na; u++)
+        for (int64_t w = 0; w < nb; w++) {
+            if (u != 0 && u != na - 1 && w != 0 && w != nb - 1) continue;
+            size_t x = base + (size_t)u * g->st[a] + (size_t)w * g->st[b];
+            if (OPEN(x)) { MARK(x); queue[qt++] = (uint32_t)(u * nb + w); }
+        }
+    while (qh < qt) {
+        uint32_t q = queue[qh++];
+        int64_t u = q / nb, w = q % nb;
+        int64_t nu[4] = {u - 1, u + 1, u, u}, nw[4] = {w, w, w - 1, w + 1};
+        for (int e = 0; e < 4; e++) {
+            if (nu[e] < 0 || nu[e] >= na || nw[e] < 0 || nw[e] >= nb) continue;
+            size_t x = base + (size_t)nu[e] * g->st[a] + (size_t)nw[e] * g->st[b];
+            if (OPEN(x)) { MARK(x); queue[qt++] = (uint32_t)(nu[e] * nb + nw[e]); }
+        }
+    }
+#undef OPEN
+#undef MARK
+    return qt;
+}
+
+/* Per slice along c, the air reached from the slice border is M_OUTSIDE;
+ * the remaining air is M_ENCLOSED. */
+static void mark_outside_air(void *arg, int ith, int nth) {
+    const slice_job *J = arg;
     const dgeom *g = J->g;
     int c = J->c, a = c == 0 ? 1 : 0, b = c == 2 ? 1 : 2;
     int64_t na = g->n[a], nb = g->n[b];
@@ -135,28 +168,12 @@ static void mark_outside_air(void *arg, int ith, int nth) {
     long lo, hi;
     csac_split((long)g->n[c], ith, nth, &lo, &hi);
     for (int64_t s = lo; s < hi; s++) {
+        flood_slice(J, s, queue, 0);
         size_t base = (size_t)s * g->st[c];
-        size_t qh = 0, qt = 0;
-        for (int64_t u = 0; u < na; u++)
-            for (int64_t w = 0; w < nb; w++) {
-                if (u != 0 && u != na - 1 && w != 0 && w != nb - 1) continue;
-                size_t x = base + (size_t)u * g->st[a] + (size_t)w * g->st[b];
-                if (v[x] < AIR_HU && m[x] == M_NONE) { m[x] = M_OUTSIDE; queue[qt++] = (uint32_t)(u * nb + w); }
-            }
-        while (qh < qt) {
-            uint32_t q = queue[qh++];
-            int64_t u = q / nb, w = q % nb;
-            int64_t nu[4] = {u - 1, u + 1, u, u}, nw[4] = {w, w, w - 1, w + 1};
-            for (int e = 0; e < 4; e++) {
-                if (nu[e] < 0 || nu[e] >= na || nw[e] < 0 || nw[e] >= nb) continue;
-                size_t x = base + (size_t)nu[e] * g->st[a] + (size_t)nw[e] * g->st[b];
-                if (v[x] < AIR_HU && m[x] == M_NONE) { m[x] = M_OUTSIDE; queue[qt++] = (uint32_t)(nu[e] * nb + nw[e]); }
-            }
-        }
         for (int64_t u = 0; u < na; u++)
             for (int64_t w = 0; w < nb; w++) {
                 size_t x = base + (size_t)u * g->st[a] + (size_t)w * g->st[b];
-                if (v[x] < AIR_HU && m[x] == M_NONE) m[x] = M_ENCLOSED;
+                if (J->v[x] < AIR_HU && J->m[x] == M_NONE) J->m[x] = M_ENCLOSED;
             }
     }
 }
@@ -190,19 +207,10 @@ static size_t flood3d(uint8_t *m, const dgeom *g, int c, uint32_t seed, uint8_t 
 
 /* Voxels of the lungs with their holes (vessels, dense lesions) filled, per
  * slice along c: a slice's voxels minus those reached from its border
- * without crossing M_LUNG. Visited voxels get bit 0x80, cleared after.
- * Slices are independent: threads take runs of them, each with its own
- * queue; per-slice counts are summed in slice order by the caller. */
-typedef struct {
-    uint8_t *m;
-    const dgeom *g;
-    int c;
-    uint32_t *queues;
-    size_t *count; /* per slice */
-} fill_job;
-
-static void fill_task(void *arg, int ith, int nth) {
-    const fill_job *J = arg;
+ * without crossing M_LUNG (bit 0x80, cleared after). The caller sums the
+ * per-slice counts in slice order. */
+static void fill_lungs(void *arg, int ith, int nth) {
+    const slice_job *J = arg;
     uint8_t *m = J->m;
     const dgeom *g = J->g;
     int c = J->c, a = c == 0 ? 1 : 0, b = c == 2 ? 1 : 2;
@@ -210,33 +218,16 @@ static void fill_task(void *arg, int ith, int nth) {
     uint32_t *queue = J->queues + (size_t)ith * (size_t)(na * nb);
     long lo, hi;
     csac_split((long)g->n[c], ith, nth, &lo, &hi);
-#define AT(q) (base + (size_t)((q) / nb) * g->st[a] + (size_t)((q) % nb) * g->st[b])
     for (int64_t s = lo; s < hi; s++) {
-        size_t base = (size_t)s * g->st[c], qh = 0, qt = 0, lung = 0;
+        size_t base = (size_t)s * g->st[c], lung = 0;
         for (int64_t u = 0; u < na; u++)
-            for (int64_t w = 0; w < nb; w++) {
-                size_t x = base + (size_t)u * g->st[a] + (size_t)w * g->st[b];
-                lung += m[x] == M_LUNG;
-                if ((u == 0 || u == na - 1 || w == 0 || w == nb - 1) && m[x] != M_LUNG && !(m[x] & 0x80)) {
-                    m[x] |= 0x80;
-                    queue[qt++] = (uint32_t)(u * nb + w);
-                }
-            }
-        if (lung)
-            while (qh < qt) {
-                uint32_t q = queue[qh++];
-                int64_t u = q / nb, w = q % nb;
-                int64_t nu[4] = {u - 1, u + 1, u, u}, nw[4] = {w, w, w - 1, w + 1};
-                for (int e = 0; e < 4; e++) {
-                    if (nu[e] < 0 || nu[e] >= na || nw[e] < 0 || nw[e] >= nb) continue;
-                    size_t x = base + (size_t)nu[e] * g->st[a] + (size_t)nw[e] * g->st[b];
-                    if (m[x] != M_LUNG && !(m[x] & 0x80)) { m[x] |= 0x80; queue[qt++] = (uint32_t)(nu[e] * nb + nw[e]); }
-                }
-            }
-        J->count[s] = lung ? (size_t)(na * nb) - qt : 0;
-        for (size_t q = 0; q < qt; q++) m[AT(queue[q])] &= 0x7f;
+            for (int64_t w = 0; w < nb; w++) lung += m[base + (size_t)u * g->st[a] + (size_t)w * g->st[b]] == M_LUNG;
+        J->count[s] = 0;
+        if (!lung) continue;
+        size_t qt = flood_slice(J, s, queue, 1);
+        J->count[s] = (size_t)(na * nb) - qt;
+        for (size_t q = 0; q < qt; q++) m[base + (size_t)(queue[q] / nb) * g->st[a] + (size_t)(queue[q] % nb) * g->st[b]] &= 0x7f;
     }
-#undef AT
 }
 
 static void dec_world(const csac_volume *vol, double i, double j, double k, double w[3]) {
@@ -263,8 +254,8 @@ static int find_centre(csac_ctx *ctx, csac_volume *vol) {
     }
     const float *v = vol->dec;
     int c = vol->slice_axis;
-    outside_job oj = {v, m, &g, c, queue};
-    csac_pool_run(ctx->pool, mark_outside_air, &oj);
+    slice_job sj = {v, m, &g, c, queue, NULL};
+    csac_pool_run(ctx->pool, mark_outside_air, &sj);
 
     double vox_ml = 1e-3;
     for (int a = 0; a < 3; a++) vox_ml *= vol->info.spacing[a] * vol->dec_f[a];
@@ -330,8 +321,8 @@ static int find_centre(csac_ctx *ctx, csac_volume *vol) {
             free(seeds); free(sizes); free(m); free(queue);
             return csac__fail(ctx, CSAC_E_NOMEM, "out of memory analysing the volume");
         }
-        fill_job fj = {m, &g, c, queue, count};
-        csac_pool_run(ctx->pool, fill_task, &fj);
+        sj.count = count;
+        csac_pool_run(ctx->pool, fill_lungs, &sj);
         for (int64_t s = 0; s < g.n[c]; s++) filled += count[s];
         free(count);
         double ml = (double)filled * vox_ml;
