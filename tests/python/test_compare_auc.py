@@ -1,7 +1,8 @@
 """train/evaluate.delong_paired and train/compare_auc.py: the paired AUC difference of two methods on
 the same cases. Proves: identical scores differ by exactly 0; the difference is each AUC's own
 (evaluate.delong) difference; its standard error matches a paired bootstrap; correlated scores give
-a narrower CI than the unpaired ones would; compare_auc reads evaluate's scores.csv."""
+a narrower CI than the unpaired ones would; compare_auc reads evaluate's scores.csv, one file or
+several pooled."""
 import csv
 import os
 import sys
@@ -54,8 +55,11 @@ class Paired(unittest.TestCase):
                 for i in range(len(y)):
                     w.writerow([f"case_{i}.nii", "covid" if y[i] else "normal", s1[i], s2[i]])
             (a, b, diff, lo, hi, p), = compare_auc.compare(path)
-        self.assertEqual((a, b), ("A", "B"))
-        self.assertEqual((diff, lo, hi, p), delong_paired(y, s1, s2))
+            self.assertEqual((a, b), ("A", "B"))
+            self.assertEqual((diff, lo, hi, p), delong_paired(y, s1, s2))
+            # two files: their cases pooled
+            (_, _, *pooled), = compare_auc.compare(path, path)
+            self.assertEqual(tuple(pooled), delong_paired(np.tile(y, 2), np.tile(s1, 2), np.tile(s2, 2)))
 
 
 if __name__ == "__main__":
