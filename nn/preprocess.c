@@ -121,13 +121,15 @@ typedef struct {
     const dgeom *g;
     int c;
     uint32_t *queues;
-    size_t *count; /* fill_lungs: filled lung voxels per slice */
+    size_t *count; /* NULL: mark outside air; else filled lung voxels per slice */
 } slice_job;
 
-/* 4-connected flood of slice s from its border. fill = 0: over air not yet
- * marked, which becomes M_OUTSIDE; fill = 1: over everything but M_LUNG,
- * marked with bit 0x80. Returns the voxels reached; queue holds them. */
-static size_t flood_slice(const slice_job *J, int64_t s, uint32_t *queue, int fill) {
+/* 4-connected flood of slice s from its border. Marking outside air: over
+ * air not yet marked, which becomes M_OUTSIDE; filling the lungs: over
+ * everything but M_LUNG, marked with bit 0x80. Returns the voxels reached;
+ * queue holds them. */
+static size_t flood_slice(const slice_job *J, int64_t s, uint32_t *queue) {
+    const int fill = J->count != NULL;
     const float *v = J->v;
     uint8_t *m = J->m;
     const dgeom *g = J->g;
@@ -157,31 +159,10 @@ static size_t flood_slice(const slice_job *J, int64_t s, uint32_t *queue, int fi
     return qt;
 }
 
-/* Per slice along c, the air reached from the slice border is M_OUTSIDE;
- * the remaining air is M_ENCLOSED. */
-static void mark_outside_air(void *arg, int ith, int nth) {
-    const slice_job *J = arg;
-    const dgeom *g = J->g;
-    int c = J->c, a = c == 0 ? 1 : 0, b = c == 2 ? 1 : 2;
-    int64_t na = g->n[a], nb = g->n[b];
-    uint32_t *queue = J->queues + (size_t)ith * (size_t)(na * nb);
-    long lo, hi;
-    csac_split((long)g->n[c], ith, nth, &lo, &hi);
-    for (int64_t s = lo; s < hi; s++) {
-        flood_slice(J, s, queue, 0);
-        size_t base = (size_t)s * g->st[c];
-        for (int64_t u = 0; u < na; u++)
-            for (int64_t w = 0; w < nb; w++) {
-                size_t x = base + (size_t)u * g->st[a] + (size_t)w * g->st[b];
-                if (J->v[x] < AIR_HU && J->m[x] == M_NONE) J->m[x] = M_ENCLOSED;
-            }
-    }
-}
-
 /* 3D flood of enclosed air from seed, relabelling from -> to; returns the
  * size. 32-bit index arithmetic: the caller checked N < 2^32. 'from' voxels
  * (enclosed air and what it became) never lie on their slice's border, where
- * mark_outside_air marked all air outside, so only the neighbours along the
+ * slice_task marked all air outside, so only the neighbours along the
  * slice axis c need a range check. */
 static size_t flood3d(uint8_t *m, const dgeom *g, int c, uint32_t seed, uint8_t from, uint8_t to, uint32_t *queue) {
     const uint32_t st[3] = {(uint32_t)g->st[0], (uint32_t)g->st[1], (uint32_t)g->st[2]};
@@ -205,11 +186,13 @@ static size_t flood3d(uint8_t *m, const dgeom *g, int c, uint32_t seed, uint8_t 
     return qt;
 }
 
-/* Voxels of the lungs with their holes (vessels, dense lesions) filled, per
- * slice along c: a slice's voxels minus those reached from its border
- * without crossing M_LUNG (bit 0x80, cleared after). The caller sums the
- * per-slice counts in slice order. */
-static void fill_lungs(void *arg, int ith, int nth) {
+/* Per slice along c (J->count NULL): the air reached from the slice border
+ * is M_OUTSIDE, the remaining air M_ENCLOSED. Or (J->count set, after the
+ * lungs are labelled): the lungs with their holes (vessels, dense lesions)
+ * filled, i.e. a slice's voxels minus those reached from its border without
+ * crossing M_LUNG (bit 0x80, cleared after); the caller sums the per-slice
+ * counts in slice order. */
+static void slice_task(void *arg, int ith, int nth) {
     const slice_job *J = arg;
     uint8_t *m = J->m;
     const dgeom *g = J->g;
@@ -219,14 +202,24 @@ static void fill_lungs(void *arg, int ith, int nth) {
     long lo, hi;
     csac_split((long)g->n[c], ith, nth, &lo, &hi);
     for (int64_t s = lo; s < hi; s++) {
-        size_t base = (size_t)s * g->st[c], lung = 0;
+        size_t base = (size_t)s * g->st[c];
+#define AT(u, w) (base + (size_t)(u) * g->st[a] + (size_t)(w) * g->st[b])
+        if (!J->count) {
+            flood_slice(J, s, queue);
+            for (int64_t u = 0; u < na; u++)
+                for (int64_t w = 0; w < nb; w++)
+                    if (J->v[AT(u, w)] < AIR_HU && m[AT(u, w)] == M_NONE) m[AT(u, w)] = M_ENCLOSED;
+            continue;
+        }
+        size_t lung = 0;
         for (int64_t u = 0; u < na; u++)
-            for (int64_t w = 0; w < nb; w++) lung += m[base + (size_t)u * g->st[a] + (size_t)w * g->st[b]] == M_LUNG;
+            for (int64_t w = 0; w < nb; w++) lung += m[AT(u, w)] == M_LUNG;
         J->count[s] = 0;
         if (!lung) continue;
-        size_t qt = flood_slice(J, s, queue, 1);
+        size_t qt = flood_slice(J, s, queue);
         J->count[s] = (size_t)(na * nb) - qt;
-        for (size_t q = 0; q < qt; q++) m[base + (size_t)(queue[q] / nb) * g->st[a] + (size_t)(queue[q] % nb) * g->st[b]] &= 0x7f;
+        for (size_t q = 0; q < qt; q++) m[AT(queue[q] / nb, queue[q] % nb)] &= 0x7f;
+#undef AT
     }
 }
 
@@ -255,7 +248,7 @@ static int find_centre(csac_ctx *ctx, csac_volume *vol) {
     const float *v = vol->dec;
     int c = vol->slice_axis;
     slice_job sj = {v, m, &g, c, queue, NULL};
-    csac_pool_run(ctx->pool, mark_outside_air, &sj);
+    csac_pool_run(ctx->pool, slice_task, &sj);
 
     double vox_ml = 1e-3;
     for (int a = 0; a < 3; a++) vox_ml *= vol->info.spacing[a] * vol->dec_f[a];
@@ -322,7 +315,7 @@ static int find_centre(csac_ctx *ctx, csac_volume *vol) {
             return csac__fail(ctx, CSAC_E_NOMEM, "out of memory analysing the volume");
         }
         sj.count = count;
-        csac_pool_run(ctx->pool, fill_lungs, &sj);
+        csac_pool_run(ctx->pool, slice_task, &sj);
         for (int64_t s = 0; s < g.n[c]; s++) filled += count[s];
         free(count);
         double ml = (double)filled * vox_ml;

@@ -2,13 +2,8 @@
 
 #include <stdlib.h>
 #ifdef CSAC_PROFILE /* dev builds: each thread's time inside fn */
-#include <time.h>
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-#define TIMED(pool, ith, call) do { double t_ = now_ms(); call; if (pool) (pool)->busy[ith] += now_ms() - t_; } while (0)
+#include "csac_internal.h"
+#define TIMED(pool, ith, call) do { double t_ = csac__now_ms(); call; if (pool) (pool)->busy[ith] += csac__now_ms() - t_; } while (0)
 #else
 #define TIMED(pool, ith, call) call
 #endif
