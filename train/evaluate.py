@@ -109,17 +109,21 @@ def wilson(k, n, z=1.959964):
     return p, max(0.0, c - h), min(1.0, c + h)
 
 
+def _components(y, s):
+    """AUC of s and DeLong's structural components: per positive (v10) and per negative (v01)."""
+    s = np.asarray(s, np.float64)
+    pos, neg = s[y], s[~y]
+    cmp = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    return cmp.mean(), cmp.mean(1), cmp.mean(0)
+
+
 def delong(y, s):
     """AUC and its DeLong 95% CI."""
     y = np.asarray(y).astype(bool)
-    s = np.asarray(s, np.float64)
-    pos, neg = s[y], s[~y]
-    m, n = len(pos), len(neg)
+    m, n = int(y.sum()), int((~y).sum())
     if m == 0 or n == 0:
         return float("nan"), float("nan"), float("nan")
-    cmp = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
-    a = cmp.mean()
-    v10, v01 = cmp.mean(1), cmp.mean(0)
+    a, v10, v01 = _components(y, s)
     var = (v10.var(ddof=1) / m if m > 1 else 0) + (v01.var(ddof=1) / n if n > 1 else 0)
     se = math.sqrt(max(var, 0))
     return float(a), max(0.0, a - 1.959964 * se), min(1.0, a + 1.959964 * se)
@@ -129,18 +133,10 @@ def delong_paired(y, s1, s2):
     """AUC(s1) - AUC(s2) on the same cases, its DeLong 95% CI and two-sided p (DeLong et al. 1988:
     the covariance of the two AUCs from the same structural components)."""
     y = np.asarray(y).astype(bool)
-    v10, v01, a = [], [], []
-    for s in (s1, s2):
-        s = np.asarray(s, np.float64)
-        pos, neg = s[y], s[~y]
-        cmp = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
-        a.append(cmp.mean())
-        v10.append(cmp.mean(1))
-        v01.append(cmp.mean(0))
-    m, n = int(y.sum()), int((~y).sum())
-    s10, s01 = np.cov(np.array(v10)), np.cov(np.array(v01))
-    var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / m + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / n
-    d, se = a[0] - a[1], math.sqrt(max(var, 0))
+    (a1, p1, n1), (a2, p2, n2) = _components(y, s1), _components(y, s2)
+    s10, s01 = np.cov(np.array([p1, p2])), np.cov(np.array([n1, n2]))
+    var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / len(p1) + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / len(n1)
+    d, se = a1 - a2, math.sqrt(max(var, 0))
     p = math.erfc(abs(d) / se / math.sqrt(2)) if se > 0 else (1.0 if d == 0 else 0.0)
     return float(d), d - 1.959964 * se, d + 1.959964 * se, p
 
