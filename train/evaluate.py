@@ -260,11 +260,13 @@ def main(argv=None):
     res["threads"] = a.threads
     with open(os.path.join(a.out, "eval.json"), "w") as fh:
         json.dump(res, fh, indent=1, default=float)
-    with open(os.path.join(a.out, "scores.csv"), "w", newline="") as fh:  # per case, for error analysis
+    # per case, for error analysis and compare_auc.py: 9 digits hold a float32 exactly, so the AUCs
+    # recomputed from this file are eval.json's (6 digits tied scores near 1 and moved them)
+    with open(os.path.join(a.out, "scores.csv"), "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["file", "label"] + list(probs))
         for i, r in enumerate(rows):
-            w.writerow([r["file"], r["label"]] + [f"{probs[k][i]:.6g}" for k in probs])
+            w.writerow([r["file"], r["label"]] + [f"{probs[k][i]:.9g}" for k in probs])
     plot_roc(y, probs, os.path.join(a.out, "roc.png"))
     md = report_md(res)
     with open(os.path.join(a.out, "eval.md"), "w") as fh:
