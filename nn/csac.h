@@ -51,6 +51,11 @@ extern "C" {
 #define CSAC_GRID_REF_LUNG_ML 4200.0
 #define CSAC_GRID_ZOOM_MIN 0.8
 #define CSAC_GRID_ZOOM_MAX 1.25
+/* Which grid the weights were trained on: 1 = DESIGN.md's fixed 5 / 2.8 mm,
+ * 2 = with the zoom above. Weights name theirs in __metadata__ "grid", and a
+ * core loads only weights of its own grid: the same file on another grid
+ * gives plausible but wrong probabilities. */
+#define CSAC_GRID_VERSION 2
 #define CSAC_HU_LO (-1000.0f)     /* window: x = (clip(HU,LO,HI) - LO)/(HI-LO) */
 #define CSAC_HU_HI 400.0f
 #define CSAC_HU_PAD (-1000.0f)    /* value outside the scan                    */

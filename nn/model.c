@@ -404,6 +404,20 @@ static void fmt_shape(char *o, size_t n, const int64_t *s, int nd) {
     if (k < n) snprintf(o + k, n - k, "]");
 }
 
+/* The weights must be for this core's model grid (csac.h CSAC_GRID_VERSION). */
+static int check_grid(csac_ctx *ctx, const csac__st_file *f) {
+    if (!f->grid[0])
+        return csac__fail(ctx, CSAC_E_WEIGHTS, "the weights name no model grid (__metadata__ \"grid\"): they predate "
+                          "grid %d (weights v6 or older, or not written by train/export.py); use the weights that came "
+                          "with this core", CSAC_GRID_VERSION);
+    char *e;
+    long g = strtol(f->grid, &e, 10);
+    if (e == f->grid || *e || g != CSAC_GRID_VERSION)
+        return csac__fail(ctx, CSAC_E_WEIGHTS, "the weights were trained on model grid '%s'; this core computes grid %d "
+                          "(docs/preprocessing.md), so their probabilities would be wrong", f->grid, CSAC_GRID_VERSION);
+    return CSAC_OK;
+}
+
 int csac_load_model_buffer(csac_ctx *ctx, const void *buf, size_t n) {
     if (!ctx) return CSAC_E_ARG;
     csac__clear_error(ctx);
@@ -448,6 +462,7 @@ int csac_load_model_buffer(csac_ctx *ctx, const void *buf, size_t n) {
             fmt_shape(want, sizeof want, sp.shape, sp.ndim);
             st = csac__fail(ctx, CSAC_E_WEIGHTS, "missing tensor '%s' (shape %s); the file has %d of %d tensors", sp.name, want, f.n, nt);
         }
+    if (!st) st = check_grid(ctx, &f);
     if (st) goto done;
     if ((st = model_new(ctx, &m)) != CSAC_OK) goto done;
     tmp = malloc(sizeof(float) * 128 * 128 * 27);

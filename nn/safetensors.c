@@ -156,7 +156,7 @@ static int juint(jp *j, uint64_t *v, const char *ctx_name, const char *field) {
 }
 
 /* __metadata__: an object of strings, kept as "key=value; ..." */
-static int jmetadata(jp *j, char **out) {
+static int jmetadata(jp *j, char **out, char *grid, size_t grid_n) {
     if (expect(j, '{')) return j->status;
     size_t cap = 256, n = 0;
     char *m = malloc(cap);
@@ -170,6 +170,11 @@ static int jmetadata(jp *j, char **out) {
             if (jstring(j, k, sizeof k) || expect(j, ':')) break;
             if (peek(j) != '"') { sfail(j, "__metadata__ value of '%s' is not a string", k, NULL); break; }
             if (jstring(j, v, sizeof v)) break;
+            if (strcmp(k, "grid") == 0) { /* a longer value is wrong anyway: keep its start for the message */
+                size_t L = strnlen(v, grid_n - 1);
+                memcpy(grid, v, L);
+                grid[L] = '\0';
+            }
             size_t need = n + strlen(k) + strlen(v) + 4;
             if (need > cap) {
                 while (cap < need) cap *= 2;
@@ -314,7 +319,7 @@ int csac__st_parse(csac_ctx *ctx, const void *buf, size_t n, csac__st_file *f) {
         if (strcmp(name, "__metadata__") == 0) {
             if (have_meta) { sfail(&j, "repeated key '%s'", name, NULL); goto fail; }
             have_meta = 1;
-            if (jmetadata(&j, &f->metadata)) goto fail;
+            if (jmetadata(&j, &f->metadata, f->grid, sizeof f->grid)) goto fail;
         } else {
             for (int i = 0; i < f->n; i++)
                 if (strcmp(f->t[i].name, name) == 0) { sfail(&j, "tensor '%s' appears twice", name, NULL); goto fail; }

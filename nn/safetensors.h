@@ -36,6 +36,7 @@ typedef struct csac__st_file {
     const uint8_t *data;  /* the data section (inside the buffer) */
     uint64_t data_len;
     char *metadata;       /* "key=value; ..." or NULL            */
+    char grid[32];        /* __metadata__ "grid" (the model grid version), "" if absent */
 } csac__st_file;
 
 /* Parses buf (not copied: f->data points into it). On failure returns a

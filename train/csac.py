@@ -18,6 +18,7 @@ import numpy as np
 
 GRID_D, GRID_H, GRID_W = 64, 128, 128
 GRID_DZ_MM, GRID_DXY_MM = 5.0, 2.8  # nn/csac.h
+GRID_VERSION = 2  # nn/csac.h CSAC_GRID_VERSION: weights carry it (export.save_safetensors) and load only into its core
 # Lesion targets for training (train.py --aux-seg) live at the stage2 resolution, 16^3: one cell is
 # 4 x 8 x 8 grid voxels (the stem's stride (1, 2, 2) and two 2x max-pools).
 LESION_GRID = (16, 16, 16)

@@ -26,6 +26,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from csac import GRID_VERSION  # noqa: E402
 
 
 def save_safetensors(tensors, path, f16=False, metadata=None):
@@ -39,8 +40,8 @@ def save_safetensors(tensors, path, f16=False, metadata=None):
         header[name] = {"dtype": "F16" if f16 else "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    meta = {"grid": str(GRID_VERSION), **(metadata or {})}  # the C core loads only weights of its own grid
+    header["__metadata__"] = {str(k): str(v) for k, v in meta.items()}
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * (-len(h) % 8)
     with open(path, "wb") as f:

@@ -56,6 +56,10 @@ static const float *weights(int i, const csac__tensor_spec *t) {
     return cache[i];
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define GRID_META "{\"grid\":\"" STR(CSAC_GRID_VERSION) "\"}"
+
 /* A safetensors file of the v1 tensors with seed-1 random weights, altered by o. */
 static unsigned char *build(const opts *o, size_t *n_out) {
     int nt = csac__model_n_tensors();
@@ -72,7 +76,7 @@ static unsigned char *build(const opts *o, size_t *n_out) {
     float *tmp = malloc(sizeof(float) * 128 * 128 * 27);
     size_t off = 0, prev_off = 0;
     put(&h, "{");
-    if (o->meta) put(&h, "\"__metadata__\":%s", o->meta);
+    put(&h, "\"__metadata__\":%s", o->meta ? o->meta : GRID_META);
     for (int i = 0; i < nt; i++) {
         csac__tensor_spec t;
         csac__model_tensor(i, &t);
@@ -191,7 +195,7 @@ int main(void) {
 
     /* a complete F32 file = the generator's weights, bit for bit */
     opts o = {0};
-    o.meta = "{\"model\":\"csac-net-3d-v1\",\"note\":\"caf\\u00e9 \\\"q\\\"\"}";
+    o.meta = "{\"model\":\"csac-net-3d-v1\",\"grid\":\"" STR(CSAC_GRID_VERSION) "\",\"note\":\"caf\\u00e9 \\\"q\\\"\"}";
     size_t n;
     unsigned char *f = build(&o, &n);
     csac_ctx *ctx = ctx_new();
@@ -265,6 +269,21 @@ int main(void) {
     memset(&o, 0, sizeof o);
     o.meta = "{\"epochs\":75}";
     expect_fail(&o, CSAC_E_FORMAT, "__metadata__ value of 'epochs' is not a string", "metadata");
+    /* weights for another model grid (v6 and older name none) are refused: plausible but wrong answers */
+    o.meta = "{\"version\":\"csac_v6\"}";
+    expect_fail(&o, CSAC_E_WEIGHTS, "the weights name no model grid", "no grid");
+    o.meta = "{}";
+    expect_fail(&o, CSAC_E_WEIGHTS, "the weights name no model grid", "empty metadata");
+    o.meta = "{\"grid\":\"1\"}";
+    expect_fail(&o, CSAC_E_WEIGHTS, "trained on model grid '1'; this core computes grid " STR(CSAC_GRID_VERSION), "grid 1");
+    o.meta = "{\"grid\":\"2x\"}";
+    expect_fail(&o, CSAC_E_WEIGHTS, "model grid '2x'", "grid not a number");
+    o.meta = "{\"grid\":\"" STR(CSAC_GRID_VERSION) "\"}";
+    f = build(&o, &n);
+    csac_ctx *g = ctx_new();
+    CHECK(csac_load_model_buffer(g, f, n) == CSAC_OK, "this core's grid loads: %s", csac_last_error(g));
+    csac_free(g);
+    free(f);
 
     /* truncation at each level */
     memset(&o, 0, sizeof o);
