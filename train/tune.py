@@ -75,14 +75,27 @@ def unfold(folded):
     return m
 
 
-def frozen_features(core, arch, data_dir, augment=0, seed=0):
-    """The frozen maps of every case of a generated set (float16 to save memory), and the labels.
+def open_core(arch, m, path, threads):
+    """The C core running the folded module m (the ResNet as CSAC-Net with zero subnets); the
+    weights file at path is removed once loaded."""
+    from evaluate import Core
+    sd = core_state_dict(m, "csac") if arch == "csac" else core_state_dict(unfold(m), "resnet")
+    csac_export.save_safetensors(sd, path, metadata={"model": "csac_v1"})
+    try:
+        return Core(path, n_threads=threads)
+    finally:
+        os.remove(path)
+
+
+def frozen_features(core, arch, data_dir, augment=0, seed=0, dtype=np.float16):
+    """The frozen maps of every case of a generated set (float16 to save memory, unless dtype),
+    and the labels.
     augment = K > 0: also the maps of K augmented copies of each case (train.augment: the paper's
     scale, flips and rotation, drawn from seed), at rows i * (K + 1) + j, j = 0 the case itself."""
     with open(os.path.join(data_dir, "manifest.csv")) as fh:
         rows = [r for r in csv.DictReader(fh) if r["tensor"]]
     n = len(rows) * (augment + 1)
-    out = {name: np.zeros((n,) + shape, np.float16) for name, shape in FROZEN[arch]}
+    out = {name: np.zeros((n,) + shape, dtype) for name, shape in FROZEN[arch]}
     gen = torch.Generator().manual_seed(seed)
     for i, r in enumerate(rows):
         x = np.load(os.path.join(data_dir, r["tensor"])).astype(np.float32)
@@ -110,22 +123,24 @@ def tail(m, arch, f):
     return m.head(torch.cat([s4, f["subA"], b, c], 1).mean((2, 3, 4)))[:, 0]
 
 
-def cached_features(core, arch, weights, data_dir, cache, augment=0, seed=0):
-    """frozen_features, kept in cache/ (keyed by the weights' bytes, the set's manifest and the
-    augmentation)."""
+def cached_features(core, arch, weights, data_dir, cache, augment=0, seed=0, dtype=np.float16):
+    """frozen_features, kept in cache/ (keyed by the weights' bytes, the set's manifest, the
+    augmentation and the dtype)."""
     if not cache:
-        return frozen_features(core, arch, data_dir, augment, seed)
+        return frozen_features(core, arch, data_dir, augment, seed, dtype)
     h = hashlib.sha256()
     for f in (weights, os.path.join(data_dir, "manifest.csv")):
         with open(f, "rb") as fh:
             h.update(fh.read())
     if augment:
         h.update(f"augment {augment} seed {seed}".encode())
+    if np.dtype(dtype) != np.float16:
+        h.update(f"dtype {np.dtype(dtype).name}".encode())
     path = os.path.join(cache, f"{arch}_{h.hexdigest()[:16]}.npz")
     if os.path.exists(path):
         z = np.load(path)
         return {name: z[name] for name, _ in FROZEN[arch]}, z["labels"]
-    feats, labels = frozen_features(core, arch, data_dir, augment, seed)
+    feats, labels = frozen_features(core, arch, data_dir, augment, seed, dtype)
     os.makedirs(cache, exist_ok=True)
     np.savez(path, labels=labels, **feats)
     return feats, labels
@@ -184,7 +199,9 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=3e-5)
     ap.add_argument("--wd", type=float, default=1e-4)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="batch order and copy draws (and the copies, unless --augment-seed)")
+    ap.add_argument("--augment-seed", type=int, help="seed of the augmented copies (default: --seed); fixing it "
+                    "varies only the training order, and keeps the cached maps")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", help="a folder that keeps the frozen maps between runs")
     ap.add_argument("--average", type=int, default=15, help="also try the mean weights of the last N epochs (0: no)")
@@ -192,21 +209,17 @@ def main(argv=None):
                     help="K augmented copies of each training case (the paper's augmentation, maps computed once); "
                          "each epoch sees one of the K + 1 versions of every case")
     a = ap.parse_args(argv)
-    from evaluate import Core
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     m = load_folded(a.arch, a.weights)
-    core_path = a.out + ".core.safetensors"
-    sd = core_state_dict(m, "csac") if a.arch == "csac" else core_state_dict(unfold(m), "resnet")
-    csac_export.save_safetensors(sd, core_path, metadata={"model": "csac_v1"})
-    core = Core(core_path, n_threads=a.threads)
+    core = open_core(a.arch, m, a.out + ".core.safetensors", a.threads)
     t0 = time.time()
-    parts = [cached_features(core, a.arch, a.weights, d, a.cache, a.augment, a.seed) for d in a.train]
+    aseed = a.seed if a.augment_seed is None else a.augment_seed
+    parts = [cached_features(core, a.arch, a.weights, d, a.cache, a.augment, aseed) for d in a.train]
     ftr = {k: np.concatenate([f[k] for f, _ in parts]) for k in parts[0][0]}
     ltr = np.concatenate([lab for _, lab in parts])
     fva, lva = cached_features(core, a.arch, a.weights, a.val, a.cache)
     core.close()
-    os.remove(core_path)
     print(json.dumps({"features_s": round(time.time() - t0), "train": len(ltr), "val": len(lva)}), flush=True)
     ytr, yva = (ltr == "covid").astype(np.float32), lva == "covid"
 

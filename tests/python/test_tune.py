@@ -110,12 +110,9 @@ class Tune(unittest.TestCase):
         self.assertFalse(np.array_equal(aug["stage3"][1], aug["stage3"][2]))
         self.assertFalse(np.array_equal(aug["stage3"][0], aug["stage3"][1]))
 
-    def test_main_takes_several_training_sets(self):
-        """--train A B: the run takes the cases of both sets (one each here, with augmented copies),
-        trains, and writes a ResNet state_dict that loads."""
-        import contextlib
-        import io
-        import json
+    def _sets_and_head(self):
+        """Training sets root (one covid case) and root/b (one normal), validation root/v, and a
+        random ResNet head."""
         root = self.tmp.name
         y = np.random.default_rng(2).random((64, 128, 128), dtype=np.float32)
         for d, rows in (("b", [("c1", "normal")]), ("v", [("c0", "covid"), ("c1", "normal")])):
@@ -127,17 +124,43 @@ class Tune(unittest.TestCase):
         torch.manual_seed(0)
         w = os.path.join(root, "r_head.pt")
         torch.save({k: v.half() for k, v in random_bn(train.make_model("resnet")).state_dict().items()}, w)
-        out = os.path.join(root, "r_tuned.pt")
+        return root, w
+
+    def _main(self, *args):
+        import contextlib
+        import io
+        import json
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            tune.main(["--arch", "resnet", "--weights", w, "--train", root, os.path.join(root, "b"),
-                       "--val", os.path.join(root, "v"), "--out", out, "--epochs", "1", "--average", "0",
-                       "--augment", "1", "--threads", "2"])
-        first = json.loads(buf.getvalue().splitlines()[0])
+            tune.main(["--arch", "resnet", "--epochs", "1", "--average", "0", "--threads", "2", *args])
+        return [json.loads(line) for line in buf.getvalue().splitlines()]
+
+    def test_main_takes_several_training_sets(self):
+        """--train A B: the run takes the cases of both sets (one each here, with augmented copies),
+        trains, and writes a ResNet state_dict that loads."""
+        root, w = self._sets_and_head()
+        out = os.path.join(root, "r_tuned.pt")
+        first = self._main("--weights", w, "--train", root, os.path.join(root, "b"), "--val", os.path.join(root, "v"),
+                           "--out", out, "--augment", "1")[0]
         self.assertEqual((first["train"], first["val"]), (2, 2))
         back = train.make_model("resnet")
         back.load_state_dict({k: v.float() for k, v in torch.load(out).items()})
 
+    def test_augment_seed_keeps_the_copies(self):
+        """--seed 3 --augment-seed 0 reuses the cached maps of seed 0's copies (only the training
+        order and the copy each epoch sees change); --seed 3 alone draws other copies (a new cache
+        file)."""
+        root, w = self._sets_and_head()
+        cache = os.path.join(root, "cache")
+        common = ["--weights", w, "--train", root, "--val", os.path.join(root, "v"), "--augment", "2",
+                  "--cache", cache, "--batch", "1"]
+        self._main(*common, "--out", os.path.join(root, "s0.pt"))
+        files = sorted(os.listdir(cache))
+        self.assertEqual(len(files), 2)  # the training set with its copies, the validation set
+        self._main(*common, "--seed", "3", "--augment-seed", "0", "--out", os.path.join(root, "s3.pt"))
+        self.assertEqual(sorted(os.listdir(cache)), files)
+        self._main(*common, "--seed", "3", "--out", os.path.join(root, "s3b.pt"))
+        self.assertEqual(len(os.listdir(cache)), 3)
 
 
 class Platt(unittest.TestCase):
