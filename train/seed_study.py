@@ -27,7 +27,6 @@ sys.path.insert(0, HERE)
 import tune  # noqa: E402
 from evaluate import delong, delong_paired  # noqa: E402
 
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 def t_interval(x):
@@ -36,7 +35,8 @@ def t_interval(x):
     m = float(x.mean())
     if x.size < 2:
         return m, float("nan"), float("nan")
-    h = T975.get(x.size - 1, 1.96) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    from scipy.stats import t
+    h = float(t.ppf(0.975, x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
     return m, m - h, m + h
 
 
@@ -59,7 +59,7 @@ def logits(arch, runs, test_dirs, cache, threads):
 def study(csac, resnet, names):
     """csac / resnet: {set: (labels, [logits per run])}, the same sets and cases, runs in pair order."""
     pooled_y = np.concatenate([csac[d][0] == "covid" for d in names])
-    n = min(len(next(iter(csac.values()))[1]), len(next(iter(resnet.values()))[1]))
+    n = len(next(iter(csac.values()))[1])
     pairs = []
     for i in range(n):
         row = {"pair": i}

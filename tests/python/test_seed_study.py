@@ -26,7 +26,7 @@ class SeedStudy(unittest.TestCase):
     def test_t_interval(self):
         m, lo, hi = seed_study.t_interval([1.0, 2.0, 3.0])
         self.assertAlmostEqual(m, 2.0)
-        self.assertAlmostEqual(hi - m, 4.303 / np.sqrt(3), places=6)
+        self.assertAlmostEqual(hi - m, 4.302653 / np.sqrt(3), places=5)  # t(0.975, 2 df)
         self.assertAlmostEqual(m - lo, hi - m)
         self.assertTrue(np.isnan(seed_study.t_interval([1.0])[1]))
 
